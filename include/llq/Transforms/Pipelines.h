@@ -1,0 +1,54 @@
+//===- Pipelines.h - The --quantize=<spec> pipelines ------------*- C++ -*-===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// A quantization spec such as "rtn-w4-g128" names a method and its scheme;
+// it expands into the pass pipeline that runs the method and writes the
+// packed weights. Specs are parsed and checked before any work starts.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LLQ_TRANSFORMS_PIPELINES_H
+#define LLQ_TRANSFORMS_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace llq {
+
+/// A parsed quantization spec: `<method>-w<bits>[-g<group>][-sym]`.
+struct QuantizeSpec {
+  std::string method;
+  unsigned bits = 0;
+  /// Input columns per group; 0 means per output channel.
+  int64_t groupSize = 0;
+  bool symmetric = false;
+};
+
+/// Parses and validates `text`. The error lists the valid methods and the
+/// grammar.
+llvm::Expected<QuantizeSpec> parseQuantizeSpec(llvm::StringRef text);
+
+/// One line per method: its name, the bits it takes and what it does.
+std::string getQuantizeMethodsHelp();
+
+/// Where the pipeline writes its results.
+struct QuantizeOutputs {
+  /// The safetensors file for packed weights.
+  std::string weights;
+  /// Per-layer report: a path, "-" for stderr, or empty for none.
+  std::string report;
+};
+
+/// Adds the passes that quantize a module per `spec` and move the packed
+/// weights to `outputs.weights`.
+void buildQuantizePipeline(mlir::OpPassManager &pm, const QuantizeSpec &spec,
+                           const QuantizeOutputs &outputs);
+
+} // namespace llq
+
+#endif // LLQ_TRANSFORMS_PIPELINES_H

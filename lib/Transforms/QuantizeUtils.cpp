@@ -1,0 +1,174 @@
+//===- QuantizeUtils.cpp - Shared pieces of the quantization passes -------===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "llq/Transforms/QuantizeUtils.h"
+#include "llq/Quant/Packing.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace llq;
+
+std::vector<QuantizableLayer> llq::collectQuantizableLayers(ModuleOp module) {
+  std::vector<QuantizableLayer> layers;
+  module.walk([&](LinearOp op) {
+    auto weight = op.getWeight().getDefiningOp<WeightOp>();
+    if (!weight)
+      return;
+    StringRef name = weight.getName();
+    name.consume_back(".weight");
+    layers.push_back({op, weight, name.str()});
+  });
+  return layers;
+}
+
+SchemeAttr llq::getSchemeAttr(MLIRContext *ctx,
+                              const quant::UniformScheme &scheme) {
+  return SchemeAttr::get(ctx, scheme.bits, scheme.groupSize, scheme.symmetric,
+                         Codebook::uniform, /*actBits=*/0,
+                         ActGranularity::per_token);
+}
+
+/// A constant holding `data` as a dense_resource blob named `name`.
+template <typename T>
+static Value createBlobConstant(OpBuilder &b, Location loc,
+                                RankedTensorType type, StringRef name,
+                                ArrayRef<T> data) {
+  AsmResourceBlob blob = HeapAsmResourceBlob::allocateAndCopyInferAlign(data);
+  auto attr = DenseResourceElementsAttr::get(type, name, std::move(blob));
+  return b.create<arith::ConstantOp>(loc, attr);
+}
+
+QLinearOp llq::replaceWithQLinear(const QuantizableLayer &layer,
+                                  const quant::UniformMatrix &q) {
+  LinearOp op = layer.op;
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  int64_t n = q.rows, k = q.cols, g = q.groups;
+  int64_t words = quant::packedWordsPerRow(k, q.scheme.bits);
+
+  std::vector<uint32_t> packed(n * words);
+  quant::packRows(q.codes.data(), n, k, q.scheme.bits, packed.data());
+  Value qweight = createBlobConstant<uint32_t>(
+      b, loc, RankedTensorType::get({n, words}, b.getI32Type()),
+      layer.name + ".qweight", packed);
+  Value scales = createBlobConstant<uint16_t>(
+      b, loc, RankedTensorType::get({n, g}, b.getF16Type()),
+      layer.name + ".scales", q.scales);
+  Value zeros;
+  if (!q.scheme.symmetric)
+    zeros = createBlobConstant<uint8_t>(
+        b, loc, RankedTensorType::get({n, g}, b.getI8Type()),
+        layer.name + ".qzeros", q.zeros);
+
+  auto qlinear = b.create<QLinearOp>(
+      loc, op.getType(), op.getInput(), qweight, scales, zeros, op.getBias(),
+      getSchemeAttr(b.getContext(), q.scheme),
+      PackLayoutAttr::get(b.getContext(), PackLayout::bitstream));
+  op.replaceAllUsesWith(qlinear.getResult());
+  op.erase();
+  return qlinear;
+}
+
+void llq::eraseUnusedWeights(ModuleOp module) {
+  llvm::StringSet<> referenced;
+  module.walk([&](WeightOp op) {
+    if (op->use_empty())
+      op.erase();
+    else
+      referenced.insert(op.getArchive());
+  });
+  for (ArchiveOp archive :
+       llvm::make_early_inc_range(module.getOps<ArchiveOp>()))
+    if (!referenced.contains(archive.getSymName()))
+      archive.erase();
+}
+
+uint64_t llq::getPackedBytes(const quant::UniformMatrix &q) {
+  uint64_t words = quant::packedWordsPerRow(q.cols, q.scheme.bits);
+  return q.rows * words * 4 + q.scales.size() * 2 + q.zeros.size();
+}
+
+uint64_t llq::getStoredBytes(WeightOp weight) {
+  auto type = cast<RankedTensorType>(weight.getType());
+  return type.getNumElements() * type.getElementTypeBitWidth() / 8;
+}
+
+//===----------------------------------------------------------------------===//
+// QuantReport
+//===----------------------------------------------------------------------===//
+
+void QuantReport::add(const QuantizableLayer &layer, StringRef scheme,
+                      ArrayRef<float> original, ArrayRef<float> approx,
+                      uint64_t bytesBefore, uint64_t bytesAfter) {
+  LayerReport r;
+  r.name = layer.name;
+  LinearOp op = layer.op;
+  r.rows = op.getOutFeatures();
+  r.cols = op.getInFeatures();
+  r.scheme = scheme.str();
+  r.bytesBefore = bytesBefore;
+  r.bytesAfter = bytesAfter;
+  double sumAbs = 0, sumSq = 0, sumRef = 0;
+  for (size_t i = 0, e = original.size(); i < e; ++i) {
+    double d = std::fabs(double(approx[i]) - double(original[i]));
+    sumAbs += d;
+    sumSq += d * d;
+    sumRef += double(original[i]) * double(original[i]);
+    r.maxAbsError = std::max(r.maxAbsError, d);
+  }
+  if (!original.empty())
+    r.meanAbsError = sumAbs / original.size();
+  r.relRmsError = sumRef > 0 ? std::sqrt(sumSq / sumRef) : 0.0;
+  layers.push_back(std::move(r));
+}
+
+void QuantReport::print(raw_ostream &os) const {
+  os << "| layer | shape | scheme | bytes before | bytes after | bits/weight "
+        "| mean abs err | max abs err | rel rms err |\n"
+     << "|---|---|---|---:|---:|---:|---:|---:|---:|\n";
+  uint64_t before = 0, after = 0, weights = 0;
+  for (const LayerReport &r : layers) {
+    double bpw = 8.0 * r.bytesAfter / double(r.rows * r.cols);
+    os << "| " << r.name << " | " << r.rows << "x" << r.cols << " | "
+       << r.scheme << " | " << r.bytesBefore << " | " << r.bytesAfter << " | "
+       << llvm::format("%.3f", bpw) << " | "
+       << llvm::format("%.3e", r.meanAbsError) << " | "
+       << llvm::format("%.3e", r.maxAbsError) << " | "
+       << llvm::format("%.4f", r.relRmsError) << " |\n";
+    before += r.bytesBefore;
+    after += r.bytesAfter;
+    weights += r.rows * r.cols;
+  }
+  if (weights)
+    os << "| total (" << layers.size() << " layers) | | | " << before << " | "
+       << after << " | " << llvm::format("%.3f", 8.0 * after / weights)
+       << " | | | |\n";
+}
+
+LogicalResult QuantReport::write(StringRef path, Location loc) const {
+  if (path.empty())
+    return success();
+  if (path == "-") {
+    print(llvm::errs());
+    return success();
+  }
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_Text);
+  if (ec)
+    return emitError(loc, "cannot write the quantization report '")
+           << path << "': " << ec.message();
+  print(os);
+  return success();
+}

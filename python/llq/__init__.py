@@ -1,0 +1,1 @@
+"""llq: the Python face of the llq compiler (file formats, references, tools)."""

@@ -1,0 +1,40 @@
+# -*- Python -*- lit configuration for the llq test suite.
+
+import os
+import shutil
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "LLQ"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "CMakeLists.txt", "README.md", "lit.cfg.py",
+                   "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.llq_obj_root, "test")
+
+config.substitutions.append(("%PATH%", config.environment["PATH"]))
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%llq_src", config.llq_src_root))
+
+# Progress lines are for people; keep them out of checked output.
+config.environment["LLQ_NO_PROGRESS"] = "1"
+config.environment["PYTHONPATH"] = os.path.join(config.llq_src_root, "python")
+
+llvm_config.with_system_environment(["HOME", "TMPDIR"])
+llvm_config.use_default_substitutions()
+
+tool_dirs = [config.llq_tools_dir, config.llvm_tools_dir]
+# `not` and `count` at the start of a command are found on PATH.
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.add_tool_substitutions(["llq-opt"], tool_dirs)
+
+# Tests that need the Python reference stack (numpy) declare REQUIRES: numpy.
+try:
+    import subprocess
+    subprocess.run([config.python_executable, "-c", "import numpy"],
+                   check=True, capture_output=True)
+    config.available_features.add("numpy")
+except Exception:
+    pass

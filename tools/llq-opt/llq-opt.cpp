@@ -1,0 +1,152 @@
+//===- llq-opt.cpp - The llq optimizer driver -----------------------------===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// mlir-opt with the llq dialect and passes, plus `--quantize=<spec>`, which
+// runs a whole quantization pipeline and writes the packed weights beside
+// the output. Output files are written whole or not at all.
+//
+//===----------------------------------------------------------------------===//
+
+#include "llq/Dialect/LLQ/IR/LLQ.h"
+#include "llq/Support/FileUtils.h"
+#include "llq/Transforms/Passes.h"
+#include "llq/Transforms/Pipelines.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/WithColor.h"
+
+using namespace mlir;
+using namespace llq;
+
+static llvm::cl::OptionCategory llqCategory("llq options");
+
+static llvm::cl::opt<std::string> quantizeSpec(
+    "quantize", llvm::cl::value_desc("spec"), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Quantize every linear layer, e.g. --quantize=rtn-w4-g128 "
+                   "(grammar: <method>-w<bits>[-g<group>][-sym])"));
+
+static llvm::cl::opt<std::string> weightsOut(
+    "weights-out", llvm::cl::value_desc("file"), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Where --quantize writes packed weights (default: the "
+                   "output file with the extension .safetensors)"));
+
+static llvm::cl::opt<std::string> reportOut(
+    "quantize-report", llvm::cl::value_desc("file"), llvm::cl::init("-"),
+    llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Where --quantize writes its per-layer report ('-': "
+                   "stderr, 'none': nowhere)"));
+
+static llvm::cl::opt<bool> listMethods(
+    "list-methods", llvm::cl::cat(llqCategory),
+    llvm::cl::desc("List the quantization methods and exit"));
+
+/// The directory of `file`, or the current directory for stdin/stdout.
+static std::string directoryOf(StringRef file) {
+  if (file == "-")
+    return ".";
+  StringRef dir = llvm::sys::path::parent_path(file);
+  return dir.empty() ? "." : dir.str();
+}
+
+/// The default archive for the packed weights of output `output`.
+static std::string defaultWeightsPath(StringRef output) {
+  SmallString<256> path(output);
+  if (llvm::sys::path::extension(path) == ".mlir")
+    llvm::sys::path::replace_extension(path, ".safetensors");
+  else
+    path += ".safetensors";
+  return path.str().str();
+}
+
+static int fail(const Twine &message) {
+  llvm::WithColor::error(llvm::errs(), "llq-opt") << message << "\n";
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  DialectRegistry registry;
+  registry.insert<LLQDialect, func::FuncDialect, arith::ArithDialect,
+                  tensor::TensorDialect>();
+  registerLLQPasses();
+  registerCanonicalizerPass();
+  registerCSEPass();
+  registerSymbolDCEPass();
+
+  auto [inputFile, outputFile] = registerAndParseCLIOptions(
+      argc, argv, "llq optimizer: passes and quantization pipelines\n",
+      registry);
+
+  if (listMethods) {
+    llvm::outs() << "quantization methods:\n" << getQuantizeMethodsHelp();
+    return 0;
+  }
+
+  // Everything about the quantization spec is checked before any work.
+  std::optional<QuantizeSpec> spec;
+  QuantizeOutputs outputs;
+  if (!quantizeSpec.empty()) {
+    llvm::Expected<QuantizeSpec> parsed = parseQuantizeSpec(quantizeSpec);
+    if (!parsed)
+      return fail(llvm::toString(parsed.takeError()));
+    spec = *parsed;
+    outputs.weights = weightsOut;
+    if (outputs.weights.empty()) {
+      if (outputFile == "-")
+        return fail("--quantize writing to stdout needs --weights-out=FILE "
+                    "for the packed weights");
+      outputs.weights = defaultWeightsPath(outputFile);
+    }
+    outputs.report = reportOut == "none" ? std::string() : reportOut.getValue();
+  }
+
+  std::string errorMessage;
+  std::unique_ptr<llvm::MemoryBuffer> input =
+      openInputFile(inputFile, &errorMessage);
+  if (!input)
+    return fail(errorMessage);
+
+  // Archive paths are absolute while passes run and relative to the output
+  // (stdout counts as the input's directory) when printed.
+  std::string inputDir = directoryOf(inputFile);
+  std::string outputDir =
+      outputFile == "-" ? inputDir : directoryOf(outputFile);
+  MlirOptMainConfig cliConfig = MlirOptMainConfig::createFromCLOptions();
+  MlirOptMainConfig config = cliConfig;
+  config.setPassPipelineSetupFn([&](PassManager &pm) -> LogicalResult {
+    pm.addPass(createRebaseArchivePathsPass({inputDir, ""}));
+    if (failed(cliConfig.setupPassPipeline(pm)))
+      return failure();
+    if (spec)
+      buildQuantizePipeline(pm, *spec, outputs);
+    pm.addPass(createRebaseArchivePathsPass({".", outputDir}));
+    return success();
+  });
+
+  std::string result;
+  llvm::raw_string_ostream os(result);
+  if (failed(MlirOptMain(os, std::move(input), registry, config)))
+    return 1;
+  os.flush();
+  if (outputFile == "-") {
+    llvm::outs() << result;
+    return 0;
+  }
+  if (std::string error; !writeFileAtomically(outputFile, result, error))
+    return fail(error);
+  return 0;
+}
