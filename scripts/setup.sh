@@ -15,7 +15,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 apt_packages=(
   cmake ninja-build g++ pkg-config
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
-  libgtest-dev libopenblas-dev
+  libgtest-dev libopenblas-dev clang
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -9,8 +9,9 @@ from lit.llvm import llvm_config
 config.name = "LLQ"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
-config.excludes = ["Inputs", "CMakeLists.txt", "README.md", "lit.cfg.py",
-                   "lit.site.cfg.py"]
+config.excludes_dirs = ["Fixtures"]
+config.excludes = ["Inputs", "Fixtures", "CMakeLists.txt", "README.md",
+                   "lit.cfg.py", "lit.site.cfg.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.llq_obj_root, "test")
 
@@ -28,7 +29,7 @@ llvm_config.use_default_substitutions()
 tool_dirs = [config.llq_tools_dir, config.llvm_tools_dir]
 # `not` and `count` at the start of a command are found on PATH.
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-llvm_config.add_tool_substitutions(["llq-opt"], tool_dirs)
+llvm_config.add_tool_substitutions(["llq-opt", "llq-import", "llq-run"], tool_dirs)
 
 # Tests that need the Python reference stack (numpy) declare REQUIRES: numpy.
 try:

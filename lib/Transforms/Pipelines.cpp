@@ -94,16 +94,17 @@ llvm::Expected<QuantizeSpec> llq::parseQuantizeSpec(StringRef text) {
 }
 
 void llq::buildQuantizePipeline(OpPassManager &pm, const QuantizeSpec &spec,
-                                const QuantizeOutputs &outputs) {
+                                const QuantizeOptions &options) {
   if (spec.method == "rtn") {
-    QuantizeRTNPassOptions options;
-    options.bits = spec.bits;
-    options.groupSize = spec.groupSize;
-    options.symmetric = spec.symmetric;
-    options.report = outputs.report;
-    pm.addPass(createQuantizeRTNPass(options));
+    QuantizeRTNPassOptions rtn;
+    rtn.bits = spec.bits;
+    rtn.groupSize = spec.groupSize;
+    rtn.symmetric = spec.symmetric;
+    rtn.report = options.report;
+    rtn.includeHead = options.includeHead;
+    pm.addPass(createQuantizeRTNPass(rtn));
   }
   ExternalizeWeightsPassOptions externalize;
-  externalize.archive = outputs.weights;
+  externalize.archive = options.weights;
   pm.addPass(createExternalizeWeightsPass(externalize));
 }

@@ -33,7 +33,7 @@ struct QuantizeRTNPass : llq::impl::QuantizeRTNPassBase<QuantizeRTNPass> {
       return signalPassFailure();
     }
 
-    std::vector<QuantizableLayer> layers = collectQuantizableLayers(module);
+    std::vector<QuantizableLayer> layers = collectQuantizableLayers(module, includeHead);
     WeightStore store;
     QuantReport table;
     Progress progress("rtn", layers.size());

@@ -20,7 +20,21 @@
 using namespace mlir;
 using namespace llq;
 
-std::vector<QuantizableLayer> llq::collectQuantizableLayers(ModuleOp module) {
+/// The decoder block index in a layer name such as
+/// "model.layers.12.mlp.up_proj", or -1.
+int64_t llq::getBlockIndex(StringRef name) {
+  size_t pos = name.find("layers.");
+  if (pos == StringRef::npos)
+    return -1;
+  StringRef rest = name.drop_front(pos + 7);
+  int64_t index;
+  if (rest.consumeInteger(10, index) || !rest.starts_with("."))
+    return -1;
+  return index;
+}
+
+std::vector<QuantizableLayer>
+llq::collectQuantizableLayers(ModuleOp module, bool includeOutsideBlocks) {
   std::vector<QuantizableLayer> layers;
   module.walk([&](LinearOp op) {
     auto weight = op.getWeight().getDefiningOp<WeightOp>();
@@ -30,6 +44,15 @@ std::vector<QuantizableLayer> llq::collectQuantizableLayers(ModuleOp module) {
     name.consume_back(".weight");
     layers.push_back({op, weight, name.str()});
   });
+  // Models with decoder blocks keep their head (and anything else outside
+  // the blocks) in float, as the study and the GPTQ/AWQ references do.
+  bool hasBlocks = llvm::any_of(layers, [](const QuantizableLayer &l) {
+    return getBlockIndex(l.name) >= 0;
+  });
+  if (hasBlocks && !includeOutsideBlocks)
+    llvm::erase_if(layers, [](const QuantizableLayer &l) {
+      return getBlockIndex(l.name) < 0;
+    });
   return layers;
 }
 

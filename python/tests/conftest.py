@@ -21,3 +21,13 @@ def tool(name):
 @pytest.fixture(scope="session")
 def llq_opt():
     return tool("llq-opt")
+
+
+@pytest.fixture(scope="session")
+def llq_import():
+    return tool("llq-import")
+
+
+@pytest.fixture(scope="session")
+def llq_run():
+    return tool("llq-run")

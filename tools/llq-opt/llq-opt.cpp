@@ -50,6 +50,11 @@ static llvm::cl::opt<std::string> reportOut(
     llvm::cl::desc("Where --quantize writes its per-layer report ('-': "
                    "stderr, 'none': nowhere)"));
 
+static llvm::cl::opt<bool> quantizeHead(
+    "quantize-head", llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Also quantize the linear layers outside the decoder "
+                   "blocks (the LM head)"));
+
 static llvm::cl::opt<bool> listMethods(
     "list-methods", llvm::cl::cat(llqCategory),
     llvm::cl::desc("List the quantization methods and exit"));
@@ -98,7 +103,7 @@ int main(int argc, char **argv) {
 
   // Everything about the quantization spec is checked before any work.
   std::optional<QuantizeSpec> spec;
-  QuantizeOutputs outputs;
+  QuantizeOptions outputs;
   if (!quantizeSpec.empty()) {
     llvm::Expected<QuantizeSpec> parsed = parseQuantizeSpec(quantizeSpec);
     if (!parsed)
@@ -112,6 +117,7 @@ int main(int argc, char **argv) {
       outputs.weights = defaultWeightsPath(outputFile);
     }
     outputs.report = reportOut == "none" ? std::string() : reportOut.getValue();
+    outputs.includeHead = quantizeHead;
   }
 
   std::string errorMessage;

@@ -46,7 +46,10 @@ def QuantizeRTNPass : Pass<"llq-quantize-rtn", "::mlir::ModuleOp"> {
            "Symmetric quantization (implicit zero point)">,
     Option<"report", "report", "std::string", /*default=*/"",
            "Write a per-layer report (shape, bits, bytes, error) to this "
-           "file; '-' for stderr">
+           "file; '-' for stderr">,
+    Option<"includeHead", "include-head", "bool", /*default=*/"false",
+           "Also quantize linear layers outside the decoder blocks (the LM "
+           "head)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
@@ -66,6 +69,29 @@ def ExternalizeWeightsPass
     Option<"symbol", "symbol", "std::string", /*default=*/"\"packed\"",
            "Symbol name of the new llq.archive">
   ];
+}
+
+def RaiseToModelOpsPass : Pass<"llq-raise", "::mlir::ModuleOp"> {
+  let summary = "Raises imported graph patterns to llq's model-level ops";
+  let description = [{
+    Recognizes, in imported graphs:
+    - linear layers: `llq.matmul` (or `llq.gemm`) by a 2-d archived weight,
+      directly or through a transpose, optionally plus a bias, becomes
+      `llq.linear`, and the weight is named after the module that owns it
+      (from the exporter's scope metadata), e.g.
+      `model.layers.0.self_attn.q_proj.weight`;
+    - RMSNorm: `w * (x * 1/sqrt(mean(x^2) + eps))` and its variants becomes
+      `llq.rms_norm`;
+    - SiLU `x * sigmoid(x)` and SwiGLU `silu(g) * u` become `llq.unary<silu>`
+      and `llq.swiglu`;
+    - rotary embeddings in the "rotate half" form
+      `x * cos + concat(-x2, x1) * sin` become `llq.rotary`;
+    - attention `softmax(q k^T * s + mask) v`, with grouped key/value heads
+      repeated by unsqueeze/expand/reshape, becomes `llq.attention`.
+    Each rewrite is exact: it fires only when the matched subgraph computes
+    the op's definition.
+  }];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
 #endif // LLQ_TRANSFORMS_PASSES_TD

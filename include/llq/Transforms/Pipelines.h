@@ -36,18 +36,20 @@ llvm::Expected<QuantizeSpec> parseQuantizeSpec(llvm::StringRef text);
 /// One line per method: its name, the bits it takes and what it does.
 std::string getQuantizeMethodsHelp();
 
-/// Where the pipeline writes its results.
-struct QuantizeOutputs {
+/// How a quantization pipeline runs and where it writes its results.
+struct QuantizeOptions {
   /// The safetensors file for packed weights.
   std::string weights;
   /// Per-layer report: a path, "-" for stderr, or empty for none.
   std::string report;
+  /// Quantize the layers outside the decoder blocks (the LM head) too.
+  bool includeHead = false;
 };
 
 /// Adds the passes that quantize a module per `spec` and move the packed
-/// weights to `outputs.weights`.
+/// weights to `options.weights`.
 void buildQuantizePipeline(mlir::OpPassManager &pm, const QuantizeSpec &spec,
-                           const QuantizeOutputs &outputs);
+                           const QuantizeOptions &options);
 
 } // namespace llq
 

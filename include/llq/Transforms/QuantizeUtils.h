@@ -33,8 +33,15 @@ struct QuantizableLayer {
 };
 
 /// The linear layers of `module` that read their weight from an archive, in
-/// program order. Layers with computed weights are left alone.
-std::vector<QuantizableLayer> collectQuantizableLayers(mlir::ModuleOp module);
+/// program order. Layers with computed weights are left alone. When some
+/// layers belong to decoder blocks ("...layers.N..."), the others (the LM
+/// head) are left in float unless `includeOutsideBlocks`.
+std::vector<QuantizableLayer>
+collectQuantizableLayers(mlir::ModuleOp module,
+                         bool includeOutsideBlocks = false);
+
+/// The decoder block of a layer named "...layers.N....", or -1.
+int64_t getBlockIndex(llvm::StringRef name);
 
 /// Replaces `layer` by an llq.qlinear over `q` (codes packed in the
 /// bitstream layout), with the packed tensors as dense_resource constants

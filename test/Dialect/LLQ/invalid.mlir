@@ -193,10 +193,10 @@ func.func @qlinear_dynamic_k(%x: tensor<?x?xf32>, %qw: tensor<576x72xi32>, %s: t
 
 // -----
 
-func.func @qlinear_f32_scales(%x: tensor<?x576xf32>, %qw: tensor<576x72xi32>, %s: tensor<576x5xf32>, %z: tensor<576x5xi8>) -> tensor<?x576xf32> {
-  // expected-error @below {{operand #2 must be tensor of 16-bit float values}}
+func.func @qlinear_bf16_scales(%x: tensor<?x576xf32>, %qw: tensor<576x72xi32>, %s: tensor<576x5xbf16>, %z: tensor<576x5xi8>) -> tensor<?x576xf32> {
+  // expected-error @below {{operand #2 must be tensor of 16-bit float or 32-bit float values}}
   %y = llq.qlinear %x, %qw scales %s zeros %z {scheme = #llq.scheme<w4, group = 128, asym>, layout = #llq.layout<bitstream>}
-         : tensor<?x576xf32>, tensor<576x72xi32>, tensor<576x5xf32>, tensor<576x5xi8> -> tensor<?x576xf32>
+         : tensor<?x576xf32>, tensor<576x72xi32>, tensor<576x5xbf16>, tensor<576x5xi8> -> tensor<?x576xf32>
   return %y : tensor<?x576xf32>
 }
 

@@ -99,6 +99,8 @@ def LLQ_QLinearOp : LLQ_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
     Computes `x W^T + b` where W (N x K) is given by packed codes, per-group
     f16 scales and, for asymmetric schemes, per-group zero points:
     W[n, k] = (code[n, k] - zero[n, g]) * scale[n, g], g = k / group.
+    Scales are f16 (what llq's passes write) or f32 (as some imported
+    formats store them).
     `qweight` holds the codes in `layout`; for `bitstream` it is
     N x ceil(K * bits / 32) i32 words. Zero points are unsigned values
     stored in i8. With an activation scheme (`aN` in the scheme) the input
@@ -113,7 +115,7 @@ def LLQ_QLinearOp : LLQ_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
   }];
   let arguments = (ins AnyRankedTensor:$input,
                        TensorOf<[I32]>:$qweight,
-                       TensorOf<[F16]>:$scales,
+                       TensorOf<[F16, F32]>:$scales,
                        Optional<TensorOf<[I8]>>:$zeros,
                        Optional<AnyRankedTensor>:$bias,
                        LLQ_SchemeAttr:$scheme,
@@ -148,5 +150,7 @@ def LLQ_ObserveOp : LLQ_Op<"observe", [MemoryEffects<[MemWrite]>]> {
   let arguments = (ins AnyRankedTensor:$input, StrAttr:$key);
   let assemblyFormat = "$input attr-dict `:` type($input)";
 }
+
+include "llq/Dialect/LLQ/IR/LLQGraphOps.td"
 
 #endif // LLQ_DIALECT_LLQ_IR_LLQOPS_TD

@@ -1,0 +1,69 @@
+//===- ModelRunner.h - Running causal language models -----------*- C++ -*-===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// A causal LM exported to ONNX takes token ids and, depending on the
+// exporter, an attention mask, position ids, past key/value tensors and
+// sequence lengths; it returns logits and, with a cache, the present
+// key/values. ModelRunner recognizes those inputs by name, feeds them, and
+// keeps the cache between calls, so tools and evaluators see one call:
+// tokens in, logits out.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LLQ_EXECUTION_MODELRUNNER_H
+#define LLQ_EXECUTION_MODELRUNNER_H
+
+#include "llq/Execution/Program.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace llq {
+
+class ModelRunner {
+public:
+  /// Compiles function `name` of `module` (the first function if empty).
+  /// Emits diagnostics and returns null if an input is not recognized.
+  static std::unique_ptr<ModelRunner>
+  create(mlir::ModuleOp module, llvm::StringRef name,
+         const ProgramOptions &options = {});
+
+  /// Runs `tokens` (one sequence) after the cached ones, appending to the
+  /// cache when the model has one, and returns logits [1, n, vocab].
+  rt::Status forward(const std::vector<int64_t> &tokens, rt::Tensor &logits);
+
+  /// Forgets the cached tokens.
+  void reset();
+  int64_t cachedTokens() const { return past; }
+  bool hasCache() const { return !cacheInputs.empty(); }
+  const Program &program() const { return *compiled; }
+
+private:
+  enum class Input {
+    Tokens,
+    AttentionMask,
+    PositionIds,
+    PastKeyValue,
+    SeqLensK,
+    TotalSeqLen
+  };
+  struct InputSpec {
+    Input kind;
+    DType dtype;
+    rt::Shape shape; // static dims; -1 where dynamic
+  };
+
+  std::unique_ptr<Program> compiled;
+  std::vector<InputSpec> inputs;
+  std::vector<size_t> cacheInputs;  // argument indices of past tensors
+  std::vector<size_t> cacheOutputs; // result indices of present tensors
+  size_t logitsOutput = 0;
+  std::vector<rt::Tensor> cache;
+  int64_t past = 0;
+};
+
+} // namespace llq
+
+#endif // LLQ_EXECUTION_MODELRUNNER_H

@@ -1,0 +1,133 @@
+//===- Parallel.cpp - A small thread pool for kernels ---------------------===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "llq/Runtime/Parallel.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using namespace llq::rt;
+
+namespace {
+/// A fixed set of workers that run one parallelFor at a time.
+class Pool {
+public:
+  explicit Pool(int threads) {
+    for (int i = 1; i < threads; ++i)
+      workers.emplace_back([this] { work(); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    wake.notify_all();
+    for (std::thread &t : workers)
+      t.join();
+  }
+
+  void run(int64_t chunks, const std::function<void(int64_t)> &task) {
+    std::lock_guard<std::mutex> serial(runMutex);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      job = &task;
+      total = chunks;
+      next = 0;
+      pending = chunks;
+      ++generation;
+    }
+    wake.notify_all();
+    drain();
+    std::unique_lock<std::mutex> lock(mutex);
+    done.wait(lock, [&] { return pending == 0; });
+    job = nullptr;
+  }
+
+private:
+  void drain() {
+    for (;;) {
+      int64_t i = next.fetch_add(1);
+      if (i >= total)
+        return;
+      (*job)(i);
+      if (--pending == 0) {
+        std::lock_guard<std::mutex> lock(mutex);
+        done.notify_all();
+      }
+    }
+  }
+
+  void work() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        wake.wait(lock, [&] { return stopping || generation != seen; });
+        if (stopping)
+          return;
+        seen = generation;
+      }
+      drain();
+    }
+  }
+
+  std::vector<std::thread> workers;
+  std::mutex mutex, runMutex;
+  std::condition_variable wake, done;
+  const std::function<void(int64_t)> *job = nullptr;
+  std::atomic<int64_t> next{0}, pending{0};
+  int64_t total = 0;
+  uint64_t generation = 0;
+  bool stopping = false;
+};
+
+int requestedThreads = 0;
+thread_local bool insideParallel = false;
+} // namespace
+
+int llq::rt::numThreads() {
+  if (requestedThreads > 0)
+    return requestedThreads;
+  if (const char *env = std::getenv("LLQ_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0)
+      return n;
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+void llq::rt::setNumThreads(int n) { requestedThreads = n; }
+
+static Pool &pool() {
+  static Pool instance(numThreads());
+  return instance;
+}
+
+void llq::rt::parallelFor(int64_t n, int64_t grain,
+                          const std::function<void(int64_t, int64_t)> &fn) {
+  if (n <= 0)
+    return;
+  grain = std::max<int64_t>(grain, 1);
+  int threads = numThreads();
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, threads * 4);
+  if (chunks <= 1 || threads == 1 || insideParallel) {
+    fn(0, n);
+    return;
+  }
+  int64_t size = (n + chunks - 1) / chunks;
+  chunks = (n + size - 1) / size;
+  pool().run(chunks, [&](int64_t c) {
+    bool outer = insideParallel;
+    insideParallel = true;
+    fn(c * size, std::min(n, (c + 1) * size));
+    insideParallel = outer;
+  });
+}

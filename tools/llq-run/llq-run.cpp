@@ -1,0 +1,161 @@
+//===- llq-run.cpp - Run a model on the CPU -------------------------------===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// llq-run model.mlir --tokens 1,2,3 [--print-logits | --top-k 5]
+//                    [--generate N] [--time]
+//
+// Compiles the model for the CPU path and runs it on the given token ids:
+// prints the logits (one line per position) or the top-k tokens of the last
+// position, optionally continues with greedy decoding through the KV cache.
+//
+//===----------------------------------------------------------------------===//
+
+#include "llq/Execution/ModelRunner.h"
+#include "llq/Runtime/Parallel.h"
+#include "llq/Tools/ToolUtils.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/WithColor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+using namespace mlir;
+using namespace llq;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.mlir>"),
+                                      cl::init("-"));
+static cl::opt<std::string> tokensArg("tokens", cl::Required,
+                                      cl::desc("Comma-separated token ids"));
+static cl::opt<std::string> functionName("function", cl::init(""),
+                                         cl::desc("Function to run"));
+static cl::opt<bool> printLogits("print-logits",
+                                 cl::desc("Print every position's logits"));
+static cl::opt<unsigned> topK("top-k", cl::init(0),
+                              cl::desc("Print the k most likely next tokens"));
+static cl::opt<unsigned> generate("generate", cl::init(0),
+                                  cl::desc("Greedily decode this many tokens "
+                                           "after the prompt"));
+static cl::opt<bool> timing("time", cl::desc("Report prefill and decode speed "
+                                             "on stderr"));
+static cl::opt<int> threads("num-threads", cl::init(0),
+                            cl::desc("Worker threads (default: all cores)"));
+
+static int fail(const llvm::Twine &message) {
+  llvm::WithColor::error(llvm::errs(), "llq-run") << message << "\n";
+  return 1;
+}
+
+/// The logits of position `pos` of [1, n, vocab].
+static const float *row(const rt::Tensor &logits, int64_t pos) {
+  return logits.data<float>() + pos * logits.dim(-1);
+}
+
+static int64_t argmax(const float *p, int64_t n) {
+  return std::max_element(p, p + n) - p;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM y(argc, argv);
+  cl::ParseCommandLineOptions(argc, argv, "llq-run: run a model on the CPU\n");
+  if (threads > 0)
+    rt::setNumThreads(threads);
+
+  std::vector<int64_t> tokens;
+  for (StringRef part : llvm::split(StringRef(tokensArg), ',')) {
+    int64_t id;
+    if (part.trim().getAsInteger(10, id) || id < 0)
+      return fail("--tokens expects comma-separated non-negative integers, "
+                  "got '" + part + "'");
+    tokens.push_back(id);
+  }
+  if (tokens.empty())
+    return fail("--tokens is empty");
+
+  DialectRegistry registry;
+  registerLLQDialects(registry);
+  MLIRContext context(registry);
+  OwningOpRef<ModuleOp> module = readModule(inputFile, &context);
+  if (!module)
+    return 1;
+  auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<ModelRunner> runner =
+      ModelRunner::create(*module, functionName);
+  if (!runner)
+    return 1;
+  auto compiled = std::chrono::steady_clock::now();
+
+  rt::Tensor logits;
+  if (rt::Status s = runner->forward(tokens, logits); !s)
+    return fail(s.message());
+  auto prefilled = std::chrono::steady_clock::now();
+  if (logits.dtype() != DType::F32 || logits.rank() != 3)
+    return fail("expected f32 logits [1, n, vocab], got " + logits.describe());
+  int64_t vocab = logits.dim(-1);
+
+  if (printLogits)
+    for (int64_t p = 0; p < logits.dim(1); ++p) {
+      const float *r = row(logits, p);
+      for (int64_t v = 0; v < vocab; ++v)
+        llvm::outs() << (v ? " " : "") << llvm::format("%.9g", r[v]);
+      llvm::outs() << "\n";
+    }
+  if (topK) {
+    const float *r = row(logits, logits.dim(1) - 1);
+    std::vector<int64_t> order(vocab);
+    std::iota(order.begin(), order.end(), 0);
+    int64_t k = std::min<int64_t>(topK, vocab);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int64_t a, int64_t b) { return r[a] > r[b]; });
+    for (int64_t i = 0; i < k; ++i)
+      llvm::outs() << order[i] << " " << llvm::format("%.6f", r[order[i]])
+                   << "\n";
+  }
+
+  std::vector<int64_t> generated;
+  int64_t next = argmax(row(logits, logits.dim(1) - 1), vocab);
+  for (unsigned i = 0; i < generate; ++i) {
+    generated.push_back(next);
+    std::vector<int64_t> step = {next};
+    if (!runner->hasCache()) {
+      // Without a cache every step runs the whole sequence again.
+      step = tokens;
+      step.insert(step.end(), generated.begin(), generated.end());
+    }
+    if (rt::Status s = runner->forward(step, logits); !s)
+      return fail(s.message());
+    next = argmax(row(logits, logits.dim(1) - 1), vocab);
+  }
+  auto done = std::chrono::steady_clock::now();
+  if (generate) {
+    llvm::outs() << "generated:";
+    for (int64_t t : generated)
+      llvm::outs() << " " << t;
+    llvm::outs() << "\n";
+  }
+  if (timing) {
+    auto secs = [](auto a, auto b) {
+      return std::chrono::duration<double>(b - a).count();
+    };
+    llvm::errs() << llvm::format("compile %.3f s, prefill %zu tokens %.3f s "
+                                 "(%.1f tok/s)",
+                                 secs(start, compiled), tokens.size(),
+                                 secs(compiled, prefilled),
+                                 tokens.size() / secs(compiled, prefilled));
+    if (generate)
+      llvm::errs() << llvm::format(", decode %u tokens %.3f s (%.1f tok/s)",
+                                   unsigned(generate), secs(prefilled, done),
+                                   generate / secs(prefilled, done));
+    llvm::errs() << "\n";
+  }
+  return 0;
+}
