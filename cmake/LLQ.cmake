@@ -32,3 +32,16 @@ function(add_llq_unittest name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60)
   set_property(GLOBAL APPEND PROPERTY LLQ_UNITTESTS ${name})
 endfunction()
+
+# OpenBLAS (CBLAS and LAPACK), as one interface target.
+set(BLA_VENDOR OpenBLAS)
+find_package(BLAS REQUIRED)
+find_path(LLQ_CBLAS_INCLUDE_DIR cblas.h
+  PATHS /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas
+  NO_DEFAULT_PATH)
+if(NOT LLQ_CBLAS_INCLUDE_DIR)
+  find_path(LLQ_CBLAS_INCLUDE_DIR cblas.h REQUIRED)
+endif()
+add_library(llq_blas INTERFACE)
+target_include_directories(llq_blas SYSTEM INTERFACE ${LLQ_CBLAS_INCLUDE_DIR})
+target_link_libraries(llq_blas INTERFACE ${BLAS_LIBRARIES})

@@ -12,6 +12,7 @@
 
 #include "llq/Execution/Program.h"
 #include "llq/Dialect/LLQ/IR/LLQ.h"
+#include "llq/Dialect/LLQ/Utils/LayerNames.h"
 #include "llq/Dialect/LLQ/Utils/WeightStore.h"
 #include "llq/Execution/TypeUtils.h"
 #include "OpKernels.h"
@@ -30,6 +31,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstring>
+#include <limits>
 
 using namespace mlir;
 using namespace llq;
@@ -121,6 +123,46 @@ int ProgramBuilder::slotOf(Value v) {
   return slot;
 }
 
+/// Assigns each op of `body` its stage (see Program::Step::stage): the
+/// largest block among the weights it reads and the stages of its operands;
+/// ops that combine computed values with weights outside any block (the
+/// final norm, the LM head) and what follows them form the epilogue.
+static llvm::DenseMap<Operation *, int> assignStages(Block &body,
+                                                     int &numBlocks) {
+  constexpr int kEpilogue = std::numeric_limits<int>::max();
+  llvm::DenseMap<Operation *, int> stages;
+  int maxBlock = -1;
+  for (Operation &op : body.without_terminator()) {
+    if (auto weight = dyn_cast<WeightOp>(op)) {
+      int block = static_cast<int>(getBlockIndex(weight.getName()));
+      maxBlock = std::max(maxBlock, block);
+      stages[&op] = Program::kPrologue;
+      continue;
+    }
+    int stage = Program::kPrologue, dataStage = Program::kPrologue;
+    bool outsideWeight = false;
+    for (Value v : op.getOperands()) {
+      Operation *def = v.getDefiningOp();
+      if (auto weight = dyn_cast_or_null<WeightOp>(def)) {
+        int block = static_cast<int>(getBlockIndex(weight.getName()));
+        outsideWeight |= block < 0;
+        stage = std::max(stage, block);
+      } else if (def) {
+        dataStage = std::max(dataStage, stages.lookup(def));
+      }
+    }
+    stage = std::max(stage, dataStage);
+    if (outsideWeight && dataStage >= 0)
+      stage = kEpilogue;
+    stages[&op] = stage;
+  }
+  numBlocks = maxBlock + 1;
+  for (auto &entry : stages)
+    if (entry.second == kEpilogue)
+      entry.second = numBlocks;
+  return stages;
+}
+
 LogicalResult ProgramBuilder::addConstant(Value v, Tensor t) {
   constants[v] = t;
   program->constants.emplace_back(slotOf(v), std::move(t));
@@ -207,9 +249,15 @@ std::unique_ptr<Program> ProgramBuilder::build(func::FuncOp func) {
     auto name = func.getArgAttrOfType<StringAttr>(i, "llq.name");
     program->argNames.push_back(name ? name.str() : "arg" + std::to_string(i));
   }
-  for (Operation &op : body.without_terminator())
+  llvm::DenseMap<Operation *, int> stages =
+      assignStages(body, program->blocks);
+  for (Operation &op : body.without_terminator()) {
+    size_t before = program->steps.size();
     if (failed(lowerOp(&op)))
       return nullptr;
+    for (size_t i = before; i < program->steps.size(); ++i)
+      program->steps[i].stage = stages.lookup(&op);
+  }
   auto ret = cast<func::ReturnOp>(body.getTerminator());
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
     program->resultSlots.push_back(slotOf(v));
@@ -231,6 +279,7 @@ std::unique_ptr<Program> ProgramBuilder::build(func::FuncOp func) {
   for (auto [slot, step] : lastUse)
     if (!keep.contains(slot))
       program->steps[step].release.push_back(slot);
+  program->valueSlots = std::move(slots);
   return std::move(program);
 }
 
@@ -262,17 +311,18 @@ static FailureOr<Tensor> toF32(Operation *op, Tensor t) {
 FailureOr<KernelFn> ProgramBuilder::linearKernel(LinearOp op) {
   bool kn = op.getWeightKn();
   bool hasBias = op.getBias() != nullptr;
-  FailureOr<Tensor> weight = constantValue(op.getWeight());
-  if (succeeded(weight)) {
+  // Weights stored in another float type are converted once, in their
+  // slot, so that the step always reads (and callers can override) f32.
+  if (FailureOr<Tensor> weight = constantValue(op.getWeight());
+      succeeded(weight) && weight->dtype() != DType::F32) {
     FailureOr<Tensor> w = toF32(op, *weight);
     if (failed(w))
       return failure();
-    // The converted weight replaces the stored one for this step only.
-    Tensor fixed = *w;
-    return KernelFn([=](const Inputs &in, Outputs &out) {
-      Tensor bias = hasBias ? in[2] : Tensor();
-      return rt::linear(in[0], fixed, bias, kn, out[0]);
-    });
+    int slot = slotOf(op.getWeight());
+    for (auto &[s, t] : program->constants)
+      if (s == slot)
+        t = *w;
+    constants[op.getWeight()] = *w;
   }
   return KernelFn([=](const Inputs &in, Outputs &out) {
     Tensor bias = hasBias ? in[2] : Tensor();
@@ -309,12 +359,13 @@ FailureOr<KernelFn> ProgramBuilder::qlinearKernel(QLinearOp op) {
   int biasIndex = 3 + (op.getZeros() ? 1 : 0);
   int actBits = op.getScheme().getActBits();
   bool perToken = op.getScheme().getActGranularity() == ActGranularity::per_token;
+  float step = op.getActScale() ? op.getActScale()->convertToFloat() : 0.0f;
   return KernelFn([=](const Inputs &in, Outputs &out) {
     Tensor bias = hasBias ? in[biasIndex] : Tensor();
     if (!actBits)
       return rt::linear(in[0], dense, bias, /*weightKN=*/false, out[0]);
     Tensor x;
-    LLQ_RT_TRY(rt::fakeQuantizeActivations(in[0], actBits, perToken, x));
+    LLQ_RT_TRY(rt::fakeQuantizeActivations(in[0], actBits, perToken, x, step));
     return rt::linear(x, dense, bias, /*weightKN=*/false, out[0]);
   });
 }

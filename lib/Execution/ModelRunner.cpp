@@ -18,20 +18,15 @@ using namespace llq;
 using rt::Status;
 using rt::Tensor;
 
-std::unique_ptr<ModelRunner> ModelRunner::create(ModuleOp module,
-                                                 StringRef name,
-                                                 const ProgramOptions &options) {
-  func::FuncOp func;
+func::FuncOp llq::findFunction(ModuleOp module, StringRef name) {
   for (auto f : module.getOps<func::FuncOp>())
-    if (!f.isExternal() && (name.empty() || f.getSymName() == name)) {
-      func = f;
-      break;
-    }
-  if (!func) {
-    emitError(module.getLoc(), "no function '") << name << "' to run";
-    return nullptr;
-  }
-  auto runner = std::unique_ptr<ModelRunner>(new ModelRunner());
+    if (!f.isExternal() && (name.empty() || f.getSymName() == name))
+      return f;
+  return nullptr;
+}
+
+std::unique_ptr<InputBinder> InputBinder::create(func::FuncOp func) {
+  auto binder = std::unique_ptr<InputBinder>(new InputBinder());
   for (auto [i, type] : llvm::enumerate(func.getArgumentTypes())) {
     auto argName = func.getArgAttrOfType<StringAttr>(i, "llq.name");
     std::string n = argName ? argName.str() : "";
@@ -64,40 +59,39 @@ std::unique_ptr<ModelRunner> ModelRunner::create(ModuleOp module,
         return nullptr;
       }
       spec.kind = Input::PastKeyValue;
-      runner->cacheInputs.push_back(i);
+      binder->cacheInputs.push_back(i);
     } else {
       emitError(func.getLoc(), "input '")
           << n << "' is not one a causal LM takes (input_ids, attention_mask, "
           << "position_ids, past_*, seqlens_k, total_sequence_length)";
       return nullptr;
     }
-    runner->inputs.push_back(spec);
+    if (spec.kind != Input::PastKeyValue && spec.dtype != DType::I64 &&
+        spec.dtype != DType::I32) {
+      emitError(func.getLoc(), "input '") << n << "' must be i64 or i32";
+      return nullptr;
+    }
+    binder->inputs.push_back(spec);
   }
   for (unsigned i = 0; i < func.getNumResults(); ++i) {
     auto resultName = func.getResultAttrOfType<StringAttr>(i, "llq.name");
     StringRef n = resultName ? resultName.getValue() : "";
     if (n.starts_with("present"))
-      runner->cacheOutputs.push_back(i);
+      binder->presentOutputs.push_back(i);
     else if (n == "logits" || i == 0)
-      runner->logitsOutput = i;
+      binder->logits = i;
   }
-  if (runner->cacheInputs.size() != runner->cacheOutputs.size()) {
+  if (binder->cacheInputs.size() != binder->presentOutputs.size()) {
     emitError(func.getLoc(), "has ")
-        << runner->cacheInputs.size() << " past inputs but "
-        << runner->cacheOutputs.size() << " present outputs";
+        << binder->cacheInputs.size() << " past inputs but "
+        << binder->presentOutputs.size() << " present outputs";
     return nullptr;
   }
-  auto weights = std::make_shared<WeightStore>();
-  runner->compiled = compileProgram(func, weights, options);
-  if (!runner->compiled)
-    return nullptr;
-  runner->reset();
-  return runner;
+  return binder;
 }
 
-void ModelRunner::reset() {
-  past = 0;
-  cache.clear();
+std::vector<Tensor> InputBinder::emptyCache() const {
+  std::vector<Tensor> cache;
   for (size_t i : cacheInputs) {
     // [batch = 1, kv_heads, 0, head_dim]: one sequence, nothing cached yet.
     rt::Shape shape = inputs[i].shape;
@@ -105,10 +99,10 @@ void ModelRunner::reset() {
     shape[2] = 0;
     cache.push_back(Tensor::zeros(inputs[i].dtype, shape));
   }
+  return cache;
 }
 
-/// A [1, n] integer tensor of `dtype` with values first, first + 1, ... or a
-/// constant `fill` when `step` is 0.
+/// A [1, n] integer tensor of `dtype` with values first, first + step, ...
 static Tensor sequence(DType dtype, rt::Shape shape, int64_t first,
                        int64_t step) {
   Tensor t = Tensor::empty(dtype, std::move(shape));
@@ -122,16 +116,14 @@ static Tensor sequence(DType dtype, rt::Shape shape, int64_t first,
   return t;
 }
 
-Status ModelRunner::forward(const std::vector<int64_t> &tokens,
-                            Tensor &logits) {
+Status InputBinder::bind(const std::vector<int64_t> &tokens, int64_t past,
+                         const std::vector<Tensor> &cache,
+                         std::vector<Tensor> &args) const {
   int64_t n = static_cast<int64_t>(tokens.size());
   int64_t total = past + n;
-  std::vector<Tensor> args;
+  args.clear();
   size_t cacheIndex = 0;
   for (const InputSpec &spec : inputs) {
-    if (spec.dtype != DType::I64 && spec.dtype != DType::I32 &&
-        spec.kind != Input::PastKeyValue)
-      return Status::error("integer inputs must be i64 or i32");
     switch (spec.kind) {
     case Input::Tokens: {
       Tensor t = sequence(spec.dtype, {1, n}, 0, 0);
@@ -156,17 +148,51 @@ Status ModelRunner::forward(const std::vector<int64_t> &tokens,
       args.push_back(sequence(spec.dtype, {}, total, 0));
       break;
     case Input::PastKeyValue:
+      if (cacheIndex >= cache.size())
+        return Status::error("missing key/value cache tensors");
       args.push_back(cache[cacheIndex++]);
       break;
     }
   }
-  std::vector<Tensor> results;
+  return Status::ok();
+}
+
+std::unique_ptr<ModelRunner> ModelRunner::create(ModuleOp module,
+                                                 StringRef name,
+                                                 const ProgramOptions &options) {
+  func::FuncOp func = findFunction(module, name);
+  if (!func) {
+    emitError(module.getLoc(), "no function '") << name << "' to run";
+    return nullptr;
+  }
+  auto runner = std::unique_ptr<ModelRunner>(new ModelRunner());
+  runner->binder = InputBinder::create(func);
+  if (!runner->binder)
+    return nullptr;
+  auto weights = std::make_shared<WeightStore>();
+  runner->compiled = compileProgram(func, weights, options);
+  if (!runner->compiled)
+    return nullptr;
+  runner->reset();
+  return runner;
+}
+
+void ModelRunner::reset() {
+  past = 0;
+  cache = binder->emptyCache();
+}
+
+Status ModelRunner::forward(const std::vector<int64_t> &tokens,
+                            Tensor &logits) {
+  std::vector<Tensor> args, results;
+  LLQ_RT_TRY(binder->bind(tokens, past, cache, args));
   LLQ_RT_TRY(compiled->run(args, results));
-  logits = results[logitsOutput];
-  if (!cacheInputs.empty()) {
-    for (size_t i = 0; i < cacheOutputs.size(); ++i)
-      cache[i] = results[cacheOutputs[i]];
-    past = total;
+  logits = results[binder->logitsOutput()];
+  if (binder->hasCache()) {
+    const std::vector<size_t> &outs = binder->cacheOutputs();
+    for (size_t i = 0; i < outs.size(); ++i)
+      cache[i] = results[outs[i]];
+    past += static_cast<int64_t>(tokens.size());
   }
   return Status::ok();
 }

@@ -19,17 +19,31 @@ namespace {
 struct MethodInfo {
   llvm::StringLiteral name;
   unsigned minBits, maxBits;
+  bool calibrated;
+  /// Whether the spec gives activation bits (w8a8) and must.
+  bool activations;
+  /// Flags the method accepts after the scheme.
+  llvm::StringLiteral flags;
   llvm::StringLiteral summary;
 };
 } // namespace
 
 static constexpr MethodInfo kMethods[] = {
-    {"rtn", 1, 8, "round-to-nearest uniform quantization, no calibration"},
+    {"rtn", 1, 8, false, false, "",
+     "round-to-nearest uniform quantization, no calibration"},
+    {"gptq", 2, 8, true, false, "act static",
+     "GPTQ: second-order error compensation; -act for act-order, -static "
+     "for static groups"},
+    {"awq", 2, 8, true, false, "",
+     "AWQ: activation-aware channel scaling and clipping"},
+    {"smoothquant", 4, 8, true, true, "pertensor",
+     "SmoothQuant W<b>A<b>: outliers migrated into weights, per-token "
+     "(or -pertensor) activations"},
 };
 
 static constexpr llvm::StringLiteral kGrammar =
-    "<method>-w<bits>[-g<group>][-sym]  (no -g<group>: per output channel; "
-    "default asymmetric)";
+    "<method>-w<bits>[a<bits>][-g<group>][-sym][-<flag>]  (no -g<group>: "
+    "per output channel; default asymmetric)";
 
 std::string llq::getQuantizeMethodsHelp() {
   std::string help;
@@ -47,7 +61,8 @@ static llvm::Error specError(StringRef text, const Twine &why) {
       llvm::inconvertibleErrorCode(),
       "invalid quantization spec '" + text + "': " + why +
           "\n  valid methods: " + methods + "\n  spec grammar: " + kGrammar +
-          "\n  examples: rtn-w4-g128, rtn-w8, rtn-w3-g64-sym");
+          "\n  examples: rtn-w4-g128, gptq-w3-g128, gptq-w4-g128-act, "
+          "awq-w4-g128, smoothquant-w8a8");
 }
 
 llvm::Expected<QuantizeSpec> llq::parseQuantizeSpec(StringRef text) {
@@ -60,11 +75,18 @@ llvm::Expected<QuantizeSpec> llq::parseQuantizeSpec(StringRef text) {
 
   QuantizeSpec spec;
   spec.method = parts[0].str();
+  spec.needsCalibration = method->calibrated;
+  SmallVector<StringRef> flags;
+  StringRef(method->flags).split(flags, ' ', -1, false);
   bool sawBits = false, sawGroup = false, sawSym = false;
   for (StringRef part : llvm::drop_begin(parts)) {
-    if (part.consume_front("w")) {
-      if (sawBits || part.getAsInteger(10, spec.bits))
-        return specError(text, "expected one 'w<bits>', got 'w" + part + "'");
+    if (!sawBits && part.consume_front("w")) {
+      StringRef weight = part.take_until([](char c) { return c == 'a'; });
+      StringRef act = part.drop_front(weight.size());
+      if (weight.getAsInteger(10, spec.bits) ||
+          (act.consume_front("a") && act.getAsInteger(10, spec.actBits)))
+        return specError(text, "expected 'w<bits>' or 'w<bits>a<bits>', "
+                               "got 'w" + part + "'");
       sawBits = true;
     } else if (part.consume_front("g")) {
       if (sawGroup || part.getAsInteger(10, spec.groupSize) ||
@@ -75,8 +97,16 @@ llvm::Expected<QuantizeSpec> llq::parseQuantizeSpec(StringRef text) {
       sawGroup = true;
     } else if (part == "sym" && !sawSym) {
       spec.symmetric = sawSym = true;
+    } else if (llvm::is_contained(flags, part)) {
+      spec.actOrder |= part == "act";
+      spec.staticGroups |= part == "static";
+      spec.perTensor |= part == "pertensor";
     } else {
-      return specError(text, "unexpected part '" + part + "'");
+      return specError(text, "unexpected part '" + part + "'" +
+                                 (flags.empty() ? ""
+                                                : " (" + method->name +
+                                                      " flags: " +
+                                                      method->flags + ")"));
     }
   }
   if (!sawBits)
@@ -86,11 +116,38 @@ llvm::Expected<QuantizeSpec> llq::parseQuantizeSpec(StringRef text) {
                                Twine(method->minBits) + " to " +
                                Twine(method->maxBits) + " bits, got " +
                                Twine(spec.bits));
+  if (method->activations && (spec.actBits < 2 || spec.actBits > 8))
+    return specError(text, method->name +
+                               " needs activation bits 2..8, e.g. w8a8");
+  if (!method->activations && spec.actBits)
+    return specError(text, method->name + " keeps activations in float; "
+                                          "drop 'a" +
+                               Twine(spec.actBits) + "'");
+  if (method->activations && (sawGroup || sawSym))
+    return specError(text, method->name +
+                               " quantizes weights per channel, "
+                               "symmetrically; drop -g and -sym");
   quant::UniformScheme scheme{static_cast<int>(spec.bits), spec.groupSize,
-                              spec.symmetric};
+                              method->activations || spec.symmetric};
   if (std::string why = quant::validate(scheme); !why.empty())
     return specError(text, why);
   return spec;
+}
+
+/// Fills the options every calibrated pass shares.
+template <typename OptionsT>
+static OptionsT calibratedOptions(const QuantizeSpec &spec,
+                                  const QuantizeOptions &options) {
+  OptionsT o;
+  o.calib = options.calib;
+  o.calibSamples = options.calibSamples;
+  o.calibSeqLen = options.calibSeqLen;
+  o.bits = spec.bits;
+  o.groupSize = spec.groupSize;
+  o.symmetric = spec.symmetric;
+  o.report = options.report;
+  o.includeHead = options.includeHead;
+  return o;
 }
 
 void llq::buildQuantizePipeline(OpPassManager &pm, const QuantizeSpec &spec,
@@ -103,6 +160,20 @@ void llq::buildQuantizePipeline(OpPassManager &pm, const QuantizeSpec &spec,
     rtn.report = options.report;
     rtn.includeHead = options.includeHead;
     pm.addPass(createQuantizeRTNPass(rtn));
+  } else if (spec.method == "gptq") {
+    auto gptq = calibratedOptions<QuantizeGPTQPassOptions>(spec, options);
+    gptq.actOrder = spec.actOrder;
+    gptq.staticGroups = spec.staticGroups;
+    pm.addPass(createQuantizeGPTQPass(gptq));
+  } else if (spec.method == "awq") {
+    pm.addPass(createQuantizeAWQPass(
+        calibratedOptions<QuantizeAWQPassOptions>(spec, options)));
+  } else if (spec.method == "smoothquant") {
+    auto sq = calibratedOptions<QuantizeSmoothQuantPassOptions>(spec, options);
+    sq.actBits = spec.actBits;
+    sq.perTensor = spec.perTensor;
+    sq.alpha = options.alpha;
+    pm.addPass(createQuantizeSmoothQuantPass(sq));
   }
   ExternalizeWeightsPassOptions externalize;
   externalize.archive = options.weights;

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "llq/Transforms/QuantizeUtils.h"
+#include "llq/Dialect/LLQ/Utils/LayerNames.h"
 #include "llq/Quant/Packing.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -19,19 +20,6 @@
 
 using namespace mlir;
 using namespace llq;
-
-/// The decoder block index in a layer name such as
-/// "model.layers.12.mlp.up_proj", or -1.
-int64_t llq::getBlockIndex(StringRef name) {
-  size_t pos = name.find("layers.");
-  if (pos == StringRef::npos)
-    return -1;
-  StringRef rest = name.drop_front(pos + 7);
-  int64_t index;
-  if (rest.consumeInteger(10, index) || !rest.starts_with("."))
-    return -1;
-  return index;
-}
 
 std::vector<QuantizableLayer>
 llq::collectQuantizableLayers(ModuleOp module, bool includeOutsideBlocks) {
@@ -73,8 +61,18 @@ static Value createBlobConstant(OpBuilder &b, Location loc,
   return b.create<arith::ConstantOp>(loc, attr);
 }
 
+Value llq::createFloatConstant(Operation *before, StringRef name,
+                               ArrayRef<int64_t> shape, ArrayRef<float> values) {
+  OpBuilder b(before);
+  return createBlobConstant<float>(
+      b, before->getLoc(), RankedTensorType::get(shape, b.getF32Type()), name,
+      values);
+}
+
 QLinearOp llq::replaceWithQLinear(const QuantizableLayer &layer,
-                                  const quant::UniformMatrix &q) {
+                                  const quant::UniformMatrix &q,
+                                  SchemeAttr scheme,
+                                  std::optional<float> actScale) {
   LinearOp op = layer.op;
   OpBuilder b(op);
   Location loc = op.getLoc();
@@ -95,10 +93,15 @@ QLinearOp llq::replaceWithQLinear(const QuantizableLayer &layer,
         b, loc, RankedTensorType::get({n, g}, b.getI8Type()),
         layer.name + ".qzeros", q.zeros);
 
+  if (!scheme)
+    scheme = getSchemeAttr(b.getContext(), q.scheme);
+  FloatAttr actScaleAttr;
+  if (actScale)
+    actScaleAttr = b.getF32FloatAttr(*actScale);
   auto qlinear = b.create<QLinearOp>(
       loc, op.getType(), op.getInput(), qweight, scales, zeros, op.getBias(),
-      getSchemeAttr(b.getContext(), q.scheme),
-      PackLayoutAttr::get(b.getContext(), PackLayout::bitstream));
+      scheme, PackLayoutAttr::get(b.getContext(), PackLayout::bitstream),
+      actScaleAttr);
   op.replaceAllUsesWith(qlinear.getResult());
   op.erase();
   return qlinear;
@@ -134,8 +137,12 @@ uint64_t llq::getStoredBytes(WeightOp weight) {
 
 void QuantReport::add(const QuantizableLayer &layer, StringRef scheme,
                       ArrayRef<float> original, ArrayRef<float> approx,
-                      uint64_t bytesBefore, uint64_t bytesAfter) {
+                      uint64_t bytesBefore, uint64_t bytesAfter,
+                      std::optional<double> outputError,
+                      std::optional<double> rtnOutputError) {
   LayerReport r;
+  r.outputError = outputError;
+  r.rtnOutputError = rtnOutputError;
   r.name = layer.name;
   LinearOp op = layer.op;
   r.rows = op.getOutFeatures();
@@ -158,10 +165,22 @@ void QuantReport::add(const QuantizableLayer &layer, StringRef scheme,
 }
 
 void QuantReport::print(raw_ostream &os) const {
+  bool outputs = llvm::any_of(
+      layers, [](const LayerReport &r) { return r.outputError.has_value(); });
   os << "| layer | shape | scheme | bytes before | bytes after | bits/weight "
-        "| mean abs err | max abs err | rel rms err |\n"
-     << "|---|---|---|---:|---:|---:|---:|---:|---:|\n";
+        "| mean abs err | max abs err | rel rms err |";
+  if (outputs)
+    os << " rel out err | rtn rel out err |";
+  os << "\n|---|---|---|---:|---:|---:|---:|---:|---:|"
+     << (outputs ? "---:|---:|" : "") << "\n";
+  auto optional = [](std::optional<double> v) {
+    std::string s;
+    if (v)
+      llvm::raw_string_ostream(s) << llvm::format("%.3e", *v);
+    return s;
+  };
   uint64_t before = 0, after = 0, weights = 0;
+  double outSum = 0, rtnSum = 0;
   for (const LayerReport &r : layers) {
     double bpw = 8.0 * r.bytesAfter / double(r.rows * r.cols);
     os << "| " << r.name << " | " << r.rows << "x" << r.cols << " | "
@@ -169,15 +188,26 @@ void QuantReport::print(raw_ostream &os) const {
        << llvm::format("%.3f", bpw) << " | "
        << llvm::format("%.3e", r.meanAbsError) << " | "
        << llvm::format("%.3e", r.maxAbsError) << " | "
-       << llvm::format("%.4f", r.relRmsError) << " |\n";
+       << llvm::format("%.4f", r.relRmsError) << " |";
+    if (outputs)
+      os << " " << optional(r.outputError) << " | "
+         << optional(r.rtnOutputError) << " |";
+    os << "\n";
     before += r.bytesBefore;
     after += r.bytesAfter;
     weights += r.rows * r.cols;
+    outSum += r.outputError.value_or(0);
+    rtnSum += r.rtnOutputError.value_or(0);
   }
-  if (weights)
+  if (weights) {
     os << "| total (" << layers.size() << " layers) | | | " << before << " | "
        << after << " | " << llvm::format("%.3f", 8.0 * after / weights)
-       << " | | | |\n";
+       << " | | | |";
+    if (outputs)
+      os << " " << llvm::format("%.3e", outSum / layers.size()) << " (mean) | "
+         << llvm::format("%.3e", rtnSum / layers.size()) << " (mean) |";
+    os << "\n";
+  }
 }
 
 LogicalResult QuantReport::write(StringRef path, Location loc) const {

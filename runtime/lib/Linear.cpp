@@ -240,7 +240,8 @@ Status llq::rt::dequantizeBitstream(const Tensor &qweight, const Tensor &scales,
 }
 
 Status llq::rt::fakeQuantizeActivations(const Tensor &x, int bits,
-                                        bool perToken, Tensor &out) {
+                                        bool perToken, Tensor &out,
+                                        float step) {
   LLQ_RT_TRY(requireF32("ActivationQuant", "input", x));
   if (bits < 2 || bits > 8)
     return Status::error("ActivationQuant: bits must be 2..8, got " +
@@ -259,6 +260,8 @@ Status llq::rt::fakeQuantizeActivations(const Tensor &x, int bits,
   };
   auto apply = [&](const float *src, float *dst, int64_t n, float amax) {
     float s = amax / qmax;
+    if (!perToken && step > 0.0f)
+      s = step;
     if (s == 0.0f) {
       std::fill(dst, dst + n, 0.0f);
       return;

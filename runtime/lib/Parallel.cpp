@@ -17,7 +17,10 @@
 using namespace llq::rt;
 
 namespace {
-/// A fixed set of workers that run one parallelFor at a time.
+/// A fixed set of workers that run one parallelFor at a time, together with
+/// the calling thread. A run ends only when every chunk is done and no
+/// worker is still inside it, so no worker can ever touch the next run's
+/// counters with the previous run's view of them.
 class Pool {
 public:
   explicit Pool(int threads) {
@@ -39,15 +42,15 @@ public:
     {
       std::lock_guard<std::mutex> lock(mutex);
       job = &task;
-      total = chunks;
-      next = 0;
-      pending = chunks;
+      total.store(chunks);
+      next.store(0);
+      pending.store(chunks);
       ++generation;
     }
     wake.notify_all();
     drain();
     std::unique_lock<std::mutex> lock(mutex);
-    done.wait(lock, [&] { return pending == 0; });
+    done.wait(lock, [&] { return pending.load() == 0 && active == 0; });
     job = nullptr;
   }
 
@@ -55,10 +58,10 @@ private:
   void drain() {
     for (;;) {
       int64_t i = next.fetch_add(1);
-      if (i >= total)
+      if (i >= total.load())
         return;
       (*job)(i);
-      if (--pending == 0) {
+      if (pending.fetch_sub(1) == 1) {
         std::lock_guard<std::mutex> lock(mutex);
         done.notify_all();
       }
@@ -67,15 +70,20 @@ private:
 
   void work() {
     uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex);
     for (;;) {
-      {
-        std::unique_lock<std::mutex> lock(mutex);
-        wake.wait(lock, [&] { return stopping || generation != seen; });
-        if (stopping)
-          return;
-        seen = generation;
-      }
+      wake.wait(lock, [&] { return stopping || generation != seen; });
+      if (stopping)
+        return;
+      seen = generation;
+      if (!job)
+        continue; // the run already ended
+      ++active;
+      lock.unlock();
       drain();
+      lock.lock();
+      if (--active == 0)
+        done.notify_all();
     }
   }
 
@@ -83,8 +91,8 @@ private:
   std::mutex mutex, runMutex;
   std::condition_variable wake, done;
   const std::function<void(int64_t)> *job = nullptr;
-  std::atomic<int64_t> next{0}, pending{0};
-  int64_t total = 0;
+  std::atomic<int64_t> next{0}, pending{0}, total{0};
+  int active = 0;
   uint64_t generation = 0;
   bool stopping = false;
 };

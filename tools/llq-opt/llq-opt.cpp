@@ -24,6 +24,7 @@
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -54,6 +55,22 @@ static llvm::cl::opt<bool> quantizeHead(
     "quantize-head", llvm::cl::cat(llqCategory),
     llvm::cl::desc("Also quantize the linear layers outside the decoder "
                    "blocks (the LM head)"));
+
+static llvm::cl::opt<std::string> calibData(
+    "calib", llvm::cl::value_desc("file"), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Calibration data for gptq/awq/smoothquant: token ids"));
+
+static llvm::cl::opt<int64_t> calibSamples(
+    "calib-samples", llvm::cl::init(128), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Random calibration windows (default 128)"));
+
+static llvm::cl::opt<int64_t> calibSeqLen(
+    "calib-seqlen", llvm::cl::init(2048), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Tokens per calibration window (default 2048)"));
+
+static llvm::cl::opt<double> smoothAlpha(
+    "alpha", llvm::cl::init(0.5), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("SmoothQuant's migration strength (default 0.5)"));
 
 static llvm::cl::opt<bool> listMethods(
     "list-methods", llvm::cl::cat(llqCategory),
@@ -118,6 +135,17 @@ int main(int argc, char **argv) {
     }
     outputs.report = reportOut == "none" ? std::string() : reportOut.getValue();
     outputs.includeHead = quantizeHead;
+    outputs.calib = calibData;
+    outputs.calibSamples = calibSamples;
+    outputs.calibSeqLen = calibSeqLen;
+    outputs.alpha = smoothAlpha;
+    if (spec->needsCalibration && calibData.empty())
+      return fail("--quantize=" + quantizeSpec + " runs the model on "
+                  "calibration data: give --calib=FILE (token ids)");
+    if (!calibData.empty() && !llvm::sys::fs::exists(calibData.getValue()))
+      return fail("calibration data '" + calibData + "' does not exist");
+    if (calibSamples <= 0 || calibSeqLen <= 0)
+      return fail("--calib-samples and --calib-seqlen must be positive");
   }
 
   std::string errorMessage;

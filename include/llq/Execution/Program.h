@@ -24,6 +24,9 @@
 #include <string>
 #include <vector>
 
+#include "mlir/IR/Value.h"
+#include "llvm/ADT/DenseMap.h"
+
 namespace mlir {
 namespace func {
 class FuncOp;
@@ -55,11 +58,38 @@ public:
     std::vector<int> release;
     /// "llq.matmul at model.mlir:12:5", for error messages.
     std::string where;
+    /// The decoder block the step belongs to (see stageOf()).
+    int stage = kPrologue;
   };
+
+  /// Stages: the ops before any decoder block (embedding, rotary tables,
+  /// masks), one per block, and the ops after the last block (final norm,
+  /// LM head). A block's ops are those that read its weights
+  /// ("...layers.N...") or values computed in it.
+  static constexpr int kPrologue = -1;
+  int epilogue() const { return blocks; }
+  int numBlocks() const { return blocks; }
 
   /// Runs the program on `args` (one per function argument).
   rt::Status run(const std::vector<rt::Tensor> &args,
                  std::vector<rt::Tensor> &results) const;
+
+  /// The slots of a fresh run: constants, weights and `args`.
+  rt::Status initialSlots(const std::vector<rt::Tensor> &args,
+                          std::vector<rt::Tensor> &slots) const;
+  /// Runs the steps of stages first..last on `slots`, stopping early once
+  /// slot `stopAfter` (if >= 0) has been computed.
+  rt::Status runStages(std::vector<rt::Tensor> &slots, int first, int last,
+                       int stopAfter = -1) const;
+  /// The slot holding `value`, or -1 if the program has none.
+  int slotOf(mlir::Value value) const {
+    auto it = valueSlots.find(value);
+    return it == valueSlots.end() ? -1 : it->second;
+  }
+  /// Slots computed in blocks 0..stage and read by later stages: what a
+  /// block hands to the next (the residual stream). Function results that
+  /// no later stage reads (key/value caches) are not included.
+  std::vector<int> liveOut(int stage) const;
 
   const std::vector<std::string> &argumentNames() const { return argNames; }
   const std::vector<std::string> &resultNames() const { return resultNames_; }
@@ -73,6 +103,8 @@ private:
   std::vector<std::pair<int, rt::Tensor>> constants;
   std::vector<Step> steps;
   std::shared_ptr<WeightStore> weights;
+  llvm::DenseMap<mlir::Value, int> valueSlots;
+  int blocks = 0;
 };
 
 /// Compiles `func` into a Program whose weights come from `weights`.

@@ -94,4 +94,125 @@ def RaiseToModelOpsPass : Pass<"llq-raise", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
+def QuantizeGPTQPass : Pass<"llq-quantize-gptq", "::mlir::ModuleOp"> {
+  let summary = "GPTQ: quantization with second-order error compensation";
+  let description = [{
+    Quantizes the model one decoder block at a time (Frantar et al. 2022):
+    runs the block on the calibration windows, with inputs from the
+    already-quantized blocks before it, accumulates H = 2 X X^T for every
+    distinct layer input, quantizes each layer's columns in blocks of
+    `block-size` while compensating each column's error on the columns not
+    yet quantized through the Cholesky factor of H^-1, and moves on with
+    the quantized block's outputs.
+  }];
+  let options = [
+    Option<"calib", "calib", "std::string", /*default=*/"",
+           "Calibration data: a file of token ids">,
+    Option<"calibSamples", "calib-samples", "int64_t", /*default=*/"128",
+           "Number of random calibration windows">,
+    Option<"calibSeqLen", "calib-seqlen", "int64_t", /*default=*/"2048",
+           "Tokens per calibration window">,
+    Option<"seed", "seed", "uint64_t", /*default=*/"0",
+           "Seed of the calibration window positions">,
+    Option<"bits", "bits", "unsigned", /*default=*/"4", "Bits per weight">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "Input columns per group; 0 for per output channel">,
+    Option<"symmetric", "symmetric", "bool", /*default=*/"false",
+           "Symmetric quantization (implicit zero point)">,
+    Option<"report", "report", "std::string", /*default=*/"",
+           "Write a per-layer report to this file; '-' for stderr">,
+    Option<"includeHead", "include-head", "bool", /*default=*/"false",
+           "Also quantize linear layers outside the decoder blocks">,
+    Option<"actOrder", "act-order", "bool", /*default=*/"false",
+           "Quantize columns by decreasing diag(H) (implies static groups)">,
+    Option<"staticGroups", "static-groups", "bool", /*default=*/"false",
+           "Group parameters from the original weights, up front">,
+    Option<"damp", "damp", "double", /*default=*/"0.01",
+           "Damping as a fraction of the mean of diag(H)">,
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"128",
+           "Columns per lazy update block">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def QuantizeAWQPass : Pass<"llq-quantize-awq", "::mlir::ModuleOp"> {
+  let summary = "AWQ: activation-aware scaling and clipping, then RTN";
+  let description = [{
+    Per decoder block (Lin et al. 2023): for each group of layers that share
+    an input (q/k/v after the attention norm, gate/up after the MLP norm, o
+    after v, down after up), searches per-input-channel scales
+    s = mean|x|^alpha over a grid of alpha on the output error of the module
+    that consumes them (the attention output for q/k/v, the MLP output for
+    gate/up, the layer itself otherwise), folds 1/s into the op before
+    (the norm's weight, or the rows of v / up; under grouped-query attention
+    one scale per key-value channel, shared by the query heads that read
+    it), then searches each layer's clipping range and quantizes to nearest.
+  }];
+  let options = [
+    Option<"calib", "calib", "std::string", /*default=*/"",
+           "Calibration data: a file of token ids">,
+    Option<"calibSamples", "calib-samples", "int64_t", /*default=*/"128",
+           "Number of random calibration windows">,
+    Option<"calibSeqLen", "calib-seqlen", "int64_t", /*default=*/"2048",
+           "Tokens per calibration window">,
+    Option<"seed", "seed", "uint64_t", /*default=*/"0",
+           "Seed of the calibration window positions">,
+    Option<"bits", "bits", "unsigned", /*default=*/"4", "Bits per weight">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "Input columns per group; 0 for per output channel">,
+    Option<"symmetric", "symmetric", "bool", /*default=*/"false",
+           "Symmetric quantization (implicit zero point)">,
+    Option<"report", "report", "std::string", /*default=*/"",
+           "Write a per-layer report to this file; '-' for stderr">,
+    Option<"includeHead", "include-head", "bool", /*default=*/"false",
+           "Also quantize linear layers outside the decoder blocks">,
+    Option<"grid", "grid", "int64_t", /*default=*/"20",
+           "Grid points of the scale exponent and of the clipping search">,
+    Option<"clip", "clip", "bool", /*default=*/"true",
+           "Search clipping ranges after scaling">,
+    Option<"searchWindows", "search-windows", "int64_t", /*default=*/"16",
+           "Calibration windows used to evaluate candidate scales">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def QuantizeSmoothQuantPass
+    : Pass<"llq-quantize-smoothquant", "::mlir::ModuleOp"> {
+  let summary = "SmoothQuant: W8A8 (and lower) with outliers migrated to weights";
+  let description = [{
+    Per decoder block (Xiao et al. 2023): measures max|x_j| of the inputs of
+    the layers after each norm (q/k/v, gate/up), computes
+    s_j = max|x_j|^alpha / max|W_j|^(1-alpha), divides the norm's weight by
+    s and multiplies the layers' input columns by s, then quantizes every
+    layer of the block per output channel (symmetric) and marks it for
+    dynamic per-token (or static per-tensor) activation quantization.
+  }];
+  let options = [
+    Option<"calib", "calib", "std::string", /*default=*/"",
+           "Calibration data: a file of token ids">,
+    Option<"calibSamples", "calib-samples", "int64_t", /*default=*/"128",
+           "Number of random calibration windows">,
+    Option<"calibSeqLen", "calib-seqlen", "int64_t", /*default=*/"2048",
+           "Tokens per calibration window">,
+    Option<"seed", "seed", "uint64_t", /*default=*/"0",
+           "Seed of the calibration window positions">,
+    Option<"bits", "bits", "unsigned", /*default=*/"4", "Bits per weight">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "Input columns per group; 0 for per output channel">,
+    Option<"symmetric", "symmetric", "bool", /*default=*/"false",
+           "Symmetric quantization (implicit zero point)">,
+    Option<"report", "report", "std::string", /*default=*/"",
+           "Write a per-layer report to this file; '-' for stderr">,
+    Option<"includeHead", "include-head", "bool", /*default=*/"false",
+           "Also quantize linear layers outside the decoder blocks">,
+    Option<"alpha", "alpha", "double", /*default=*/"0.5",
+           "Migration strength">,
+    Option<"actBits", "act-bits", "unsigned", /*default=*/"8",
+           "Bits of the activations">,
+    Option<"perTensor", "per-tensor", "bool", /*default=*/"false",
+           "Static per-tensor activation scales instead of per-token">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 #endif // LLQ_TRANSFORMS_PASSES_TD

@@ -20,13 +20,21 @@
 
 namespace llq {
 
-/// A parsed quantization spec: `<method>-w<bits>[-g<group>][-sym]`.
+/// A parsed quantization spec: `<method>-w<bits>[a<bits>][-g<group>][-sym]`
+/// followed by method flags (`-act`, `-static` for GPTQ; `-pertensor` for
+/// SmoothQuant).
 struct QuantizeSpec {
   std::string method;
   unsigned bits = 0;
+  /// Activation bits (SmoothQuant); 0 keeps activations in float.
+  unsigned actBits = 0;
   /// Input columns per group; 0 means per output channel.
   int64_t groupSize = 0;
   bool symmetric = false;
+  /// Method flags given in the spec.
+  bool actOrder = false, staticGroups = false, perTensor = false;
+  /// Whether the method runs the model on calibration data.
+  bool needsCalibration = false;
 };
 
 /// Parses and validates `text`. The error lists the valid methods and the
@@ -44,6 +52,11 @@ struct QuantizeOptions {
   std::string report;
   /// Quantize the layers outside the decoder blocks (the LM head) too.
   bool includeHead = false;
+  /// Calibration data (a file of token ids), windows and their length.
+  std::string calib;
+  int64_t calibSamples = 128, calibSeqLen = 2048;
+  /// SmoothQuant's migration strength.
+  double alpha = 0.5;
 };
 
 /// Adds the passes that quantize a module per `spec` and move the packed

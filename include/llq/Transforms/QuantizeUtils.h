@@ -15,10 +15,12 @@
 #define LLQ_TRANSFORMS_QUANTIZEUTILS_H
 
 #include "llq/Dialect/LLQ/IR/LLQ.h"
+#include "llq/Dialect/LLQ/Utils/LayerNames.h"
 #include "llq/Quant/Uniform.h"
 
 #include "llvm/Support/raw_ostream.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,14 +42,22 @@ std::vector<QuantizableLayer>
 collectQuantizableLayers(mlir::ModuleOp module,
                          bool includeOutsideBlocks = false);
 
-/// The decoder block of a layer named "...layers.N....", or -1.
-int64_t getBlockIndex(llvm::StringRef name);
 
 /// Replaces `layer` by an llq.qlinear over `q` (codes packed in the
 /// bitstream layout), with the packed tensors as dense_resource constants
-/// named after the layer. Returns the new op.
+/// named after the layer. `scheme` overrides the scheme attribute derived
+/// from `q` (to add activation quantization); `actScale` is the per-tensor
+/// activation step. Returns the new op.
 QLinearOp replaceWithQLinear(const QuantizableLayer &layer,
-                             const quant::UniformMatrix &q);
+                             const quant::UniformMatrix &q,
+                             SchemeAttr scheme = {},
+                             std::optional<float> actScale = std::nullopt);
+
+/// A dense_resource f32 constant of `shape` named `name`, inserted before
+/// `before`: how passes give an op new float weights (folded scales).
+mlir::Value createFloatConstant(mlir::Operation *before, llvm::StringRef name,
+                                llvm::ArrayRef<int64_t> shape,
+                                llvm::ArrayRef<float> values);
 
 /// Converts a lib/Quant scheme into the IR's scheme attribute.
 SchemeAttr getSchemeAttr(mlir::MLIRContext *ctx,
@@ -64,6 +74,9 @@ struct LayerReport {
   std::string scheme;
   uint64_t bytesBefore = 0, bytesAfter = 0;
   double meanAbsError = 0, maxAbsError = 0, relRmsError = 0;
+  /// Relative output error on calibration activations, of this method and
+  /// of round-to-nearest at the same scheme, when activations were seen.
+  std::optional<double> outputError, rtnOutputError;
 };
 
 /// Collects LayerReports and prints them as a table with a total row.
@@ -73,7 +86,9 @@ public:
   /// `bytesBefore` bytes in the archive) to their reconstruction `approx`.
   void add(const QuantizableLayer &layer, llvm::StringRef scheme,
            llvm::ArrayRef<float> original, llvm::ArrayRef<float> approx,
-           uint64_t bytesBefore, uint64_t bytesAfter);
+           uint64_t bytesBefore, uint64_t bytesAfter,
+           std::optional<double> outputError = std::nullopt,
+           std::optional<double> rtnOutputError = std::nullopt);
   void print(llvm::raw_ostream &os) const;
   /// Writes the table to `path` ("-" for stderr, "" for nowhere).
   mlir::LogicalResult write(llvm::StringRef path, mlir::Location loc) const;

@@ -324,7 +324,8 @@ LogicalResult importMatMulNBits(NodeContext &c) {
                                 Codebook::uniform, 0, ActGranularity::per_token);
   auto op = b.create<QLinearOp>(
       c.loc(), c.resultTypeLike(0), c.input(0), *qweight, *scales, zeros,
-      c.input(5), scheme, PackLayoutAttr::get(c.context(), PackLayout::bitstream));
+      c.input(5), scheme, PackLayoutAttr::get(c.context(), PackLayout::bitstream),
+      FloatAttr());
   c.setResult(0, op);
   return success();
 }

@@ -7,8 +7,8 @@
 // RUN: not llq-opt %t/model.mlir --quantize=bogus -o %t/out.mlir 2>&1 | FileCheck %s --check-prefix=BOGUS
 // RUN: test ! -e %t/out.mlir && test ! -e %t/out.safetensors
 // BOGUS: invalid quantization spec 'bogus': unknown method 'bogus'
-// BOGUS-NEXT: valid methods: rtn
-// BOGUS-NEXT: spec grammar: <method>-w<bits>[-g<group>][-sym]
+// BOGUS-NEXT: valid methods: rtn, gptq, awq, smoothquant
+// BOGUS-NEXT: spec grammar: <method>-w<bits>[a<bits>][-g<group>][-sym][-<flag>]
 
 // RUN: not llq-opt %t/model.mlir --quantize=rtn-w9-g128 -o %t/out.mlir 2>&1 | FileCheck %s --check-prefix=BITS
 // BITS: invalid quantization spec 'rtn-w9-g128': rtn takes 1 to 8 bits, got 9

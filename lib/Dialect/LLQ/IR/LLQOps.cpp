@@ -210,5 +210,14 @@ LogicalResult QLinearOp::verify() {
     return failure();
   if (failed(verifyLinearResult(*this, input, getType(), n)))
     return failure();
+  bool perTensor = scheme.getActBits() &&
+                   scheme.getActGranularity() == ActGranularity::per_tensor;
+  if (perTensor != getActScale().has_value())
+    return emitOpError(perTensor ? "needs 'act_scale' for per-tensor "
+                                   "activation quantization"
+                                 : "has 'act_scale' but no per-tensor "
+                                   "activation scheme");
+  if (getActScale() && !(getActScale()->convertToFloat() > 0.0f))
+    return emitOpError("expects a positive 'act_scale'");
   return verifyBias(*this, getBias(), n, input.getElementType());
 }

@@ -104,7 +104,9 @@ def LLQ_QLinearOp : LLQ_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
     `qweight` holds the codes in `layout`; for `bitstream` it is
     N x ceil(K * bits / 32) i32 words. Zero points are unsigned values
     stored in i8. With an activation scheme (`aN` in the scheme) the input
-    is quantized at run time as well.
+    is quantized at run time as well: per token with a scale from each
+    row's absolute maximum, or per tensor with the calibrated step
+    `act_scale` (x_q = clamp(round(x / act_scale), -2^(N-1), 2^(N-1) - 1)).
 
     ```mlir
     %y = llq.qlinear %x, %qw scales %s zeros %z
@@ -119,7 +121,8 @@ def LLQ_QLinearOp : LLQ_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
                        Optional<TensorOf<[I8]>>:$zeros,
                        Optional<AnyRankedTensor>:$bias,
                        LLQ_SchemeAttr:$scheme,
-                       LLQ_PackLayoutAttr:$layout);
+                       LLQ_PackLayoutAttr:$layout,
+                       OptionalAttr<F32Attr>:$act_scale);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $input `,` $qweight `scales` $scales (`zeros` $zeros^)? (`bias` $bias^)?

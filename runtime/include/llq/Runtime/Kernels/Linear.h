@@ -52,9 +52,10 @@ Status dequantizeBitstream(const Tensor &qweight, const Tensor &scales,
 
 /// Rounds activations x [..., K] to `bits` signed levels and back, with
 /// one symmetric scale per row (per token) or for the whole tensor, as an
-/// integer GEMM would see them.
+/// integer GEMM would see them. A positive `step` is a calibrated
+/// per-tensor step; otherwise the step comes from the absolute maximum.
 Status fakeQuantizeActivations(const Tensor &x, int bits, bool perToken,
-                               Tensor &out);
+                               Tensor &out, float step = 0.0f);
 
 } // namespace llq::rt
 
