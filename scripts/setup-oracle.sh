@@ -21,7 +21,7 @@ cuda="${CUDA_HOME:-/usr/local/cuda}"
 pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 "${pip[@]}" --no-deps torch==2.15.0 nvidia-cufile nvidia-cusparselt-cu13==0.8.1 \
   nvidia-nvshmem-cu13==3.7.2 nvidia-nccl-cu13==2.30.7 transformers==5.23.0 \
-  onnxscript onnxruntime-genai
+  onnxscript onnxruntime-genai gguf
 "${pip[@]}" filelock typing-extensions 'setuptools>=77' sympy networkx jinja2 fsspec \
   numpy pyyaml 'regex>=2025.10.22' tqdm packaging typer ml_dtypes onnx_ir flatbuffers \
   protobuf 'huggingface_hub>=1.31,<3' 'tokenizers>=0.23.1,<0.24' 'safetensors>=0.8' \

@@ -16,6 +16,7 @@ apt_packages=(
   cmake ninja-build g++ pkg-config
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   libgtest-dev libopenblas-dev clang
+  python3.11-doc fortunes
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -27,6 +27,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -123,19 +124,45 @@ int ProgramBuilder::slotOf(Value v) {
   return slot;
 }
 
+/// The decoder block of a weight-like value: an archived llq.weight, or a
+/// constant a pass made from a layer's weights (packed codes, scales, a norm
+/// weight with folded scales), whose resource is named after the layer.
+/// -1 for weights outside any block; nullopt for anything else.
+static std::optional<int> weightBlock(Operation *def) {
+  if (auto weight = dyn_cast_or_null<WeightOp>(def))
+    return static_cast<int>(getBlockIndex(weight.getName()));
+  if (auto constant = dyn_cast_or_null<arith::ConstantOp>(def))
+    if (auto resource =
+            dyn_cast<DenseResourceElementsAttr>(constant.getValue()))
+      if (int64_t block = getBlockIndex(resource.getRawHandle().getKey());
+          block >= 0)
+        return static_cast<int>(block);
+  return std::nullopt;
+}
+
+/// An op whose results nobody reads (an observer).
+static bool isSink(Operation *op) {
+  return op->use_empty() && !op->hasTrait<OpTrait::IsTerminator>();
+}
+
 /// Assigns each op of `body` its stage (see Program::Step::stage): the
 /// largest block among the weights it reads and the stages of its operands;
 /// ops that combine computed values with weights outside any block (the
 /// final norm, the LM head) and what follows them form the epilogue.
+/// Weights include the constants quantization passes leave (see
+/// weightBlock), so a quantized block keeps its stage. Then ops that read no
+/// named weight and feed only later blocks (a block's input norm whose
+/// weight is an inline constant) move to the first block that uses them, so
+/// a block's calibration observes every value computed for it.
 static llvm::DenseMap<Operation *, int> assignStages(Block &body,
                                                      int &numBlocks) {
   constexpr int kEpilogue = std::numeric_limits<int>::max();
   llvm::DenseMap<Operation *, int> stages;
+  llvm::DenseSet<Operation *> readsWeight;
   int maxBlock = -1;
   for (Operation &op : body.without_terminator()) {
-    if (auto weight = dyn_cast<WeightOp>(op)) {
-      int block = static_cast<int>(getBlockIndex(weight.getName()));
-      maxBlock = std::max(maxBlock, block);
+    if (std::optional<int> block = weightBlock(&op)) {
+      maxBlock = std::max(maxBlock, *block);
       stages[&op] = Program::kPrologue;
       continue;
     }
@@ -143,10 +170,10 @@ static llvm::DenseMap<Operation *, int> assignStages(Block &body,
     bool outsideWeight = false;
     for (Value v : op.getOperands()) {
       Operation *def = v.getDefiningOp();
-      if (auto weight = dyn_cast_or_null<WeightOp>(def)) {
-        int block = static_cast<int>(getBlockIndex(weight.getName()));
-        outsideWeight |= block < 0;
-        stage = std::max(stage, block);
+      if (std::optional<int> block = weightBlock(def)) {
+        outsideWeight |= *block < 0;
+        stage = std::max(stage, *block);
+        readsWeight.insert(&op);
       } else if (def) {
         dataStage = std::max(dataStage, stages.lookup(def));
       }
@@ -156,6 +183,28 @@ static llvm::DenseMap<Operation *, int> assignStages(Block &body,
       stage = kEpilogue;
     stages[&op] = stage;
   }
+  for (Operation &op : llvm::reverse(body.without_terminator())) {
+    int stage = stages.lookup(&op);
+    if (stage < 0 || stage == kEpilogue || readsWeight.contains(&op) ||
+        weightBlock(&op) || op.use_empty())
+      continue;
+    // Sinks (observers) follow what they observe, below; they never hold
+    // a value back in an earlier block.
+    int first = kEpilogue;
+    for (Operation *user : op.getUsers()) {
+      if (user->hasTrait<OpTrait::IsTerminator>())
+        first = stage;
+      else if (!isSink(user))
+        first = std::min(first, stages.lookup(user));
+    }
+    if (first > stage && first != kEpilogue)
+      stages[&op] = first;
+  }
+  for (Operation &op : body.without_terminator())
+    if (isSink(&op) && !weightBlock(&op))
+      for (Value v : op.getOperands())
+        if (Operation *def = v.getDefiningOp(); def && !weightBlock(def))
+          stages[&op] = std::max(stages[&op], stages.lookup(def));
   numBlocks = maxBlock + 1;
   for (auto &entry : stages)
     if (entry.second == kEpilogue)

@@ -68,7 +68,8 @@ void Progress::finish() {
   if (finished)
     return;
   finished = true;
-  if (printedAny && isEnabled())
+  // The last update may already have said 100%.
+  if (printedAny && isEnabled() && printedDone != done)
     print({}, /*final=*/true);
 }
 
@@ -88,4 +89,5 @@ void Progress::print(std::string_view item, bool final) {
                item.data(), (tty && !final) ? "" : "\n");
   std::fflush(stderr);
   printedAny = true;
+  printedDone = done;
 }

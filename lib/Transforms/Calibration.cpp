@@ -39,7 +39,7 @@ FailureOr<std::vector<int64_t>> llq::readTokenFile(const std::string &path,
       return emitError(loc, "calibration data '")
              << path << "' line " << line << ": expected a token id, got '"
              << word.take_front(40)
-             << "' (give token ids, or text with --calib-tokenizer)";
+             << "' (a file of token ids)";
     tokens.push_back(id);
     text = text.drop_front(word.size());
   }

@@ -166,8 +166,9 @@ void llq::buildQuantizePipeline(OpPassManager &pm, const QuantizeSpec &spec,
     gptq.staticGroups = spec.staticGroups;
     pm.addPass(createQuantizeGPTQPass(gptq));
   } else if (spec.method == "awq") {
-    pm.addPass(createQuantizeAWQPass(
-        calibratedOptions<QuantizeAWQPassOptions>(spec, options)));
+    auto awq = calibratedOptions<QuantizeAWQPassOptions>(spec, options);
+    awq.searchWindows = options.searchWindows;
+    pm.addPass(createQuantizeAWQPass(awq));
   } else if (spec.method == "smoothquant") {
     auto sq = calibratedOptions<QuantizeSmoothQuantPassOptions>(spec, options);
     sq.actBits = spec.actBits;

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "llq/Runtime/Kernels/Attention.h"
+#include "llq/Runtime/Blas.h"
 #include "Broadcast.h"
 #include "llq/Runtime/Parallel.h"
 
@@ -145,19 +146,14 @@ Status llq::rt::attention(const Tensor &q, const Tensor &k, const Tensor &v,
                mask, hasMask ? &maskIndex : nullptr, scores);
   };
   int64_t heads = s.batch * s.qHeads;
-  // Long sequences keep BLAS's own threads busy within a head; short ones
-  // (decoding) spread heads over the pool instead.
-  if (s.qLen * s.kvLen >= 65536) {
+  // Heads are independent: the pool takes them in parallel, each running
+  // single-threaded BLAS (see Blas.h).
+  useRuntimeThreadsForBlas();
+  parallelFor(heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
-    for (int64_t i = 0; i < heads; ++i)
+    for (int64_t i = begin; i < end; ++i)
       head(i, scores);
-  } else {
-    parallelFor(heads, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> scores;
-      for (int64_t i = begin; i < end; ++i)
-        head(i, scores);
-    });
-  }
+  });
   return Status::ok();
 }
 

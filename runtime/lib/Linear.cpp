@@ -5,12 +5,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "llq/Runtime/Kernels/Linear.h"
+#include "llq/Runtime/Blas.h"
 #include "Broadcast.h"
 #include "llq/Quant/Half.h"
 #include "llq/Quant/Packing.h"
 #include "llq/Runtime/Parallel.h"
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -65,8 +65,7 @@ Status llq::rt::matmul(const Tensor &a, const Tensor &b, Tensor &out) {
   // A shared right operand lets every batch row go through one GEMM.
   if (numElements(batchB) == 1 && batchA == batch) {
     int64_t rows = numElements(batch) * m;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, k, 1.0f,
-                pa, k, pb, n, 0.0f, po, n);
+    rt::sgemm(false, false, rows, n, k, 1.0f, pa, k, pb, n, 0.0f, po, n);
     return Status::ok();
   }
   std::string error;
@@ -74,9 +73,8 @@ Status llq::rt::matmul(const Tensor &a, const Tensor &b, Tensor &out) {
   if (!ia.init(batchA, batch, error) || !ib.init(batchB, batch, error))
     return Status::error("MatMul: " + error);
   for (int64_t i = 0, e = numElements(batch); i < e; ++i)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f,
-                pa + ia.offset(i) * m * k, k, pb + ib.offset(i) * k * n, n,
-                0.0f, po + i * m * n, n);
+    rt::sgemm(false, false, m, n, k, 1.0f, pa + ia.offset(i) * m * k, k,
+              pb + ib.offset(i) * k * n, n, 0.0f, po + i * m * n, n);
   return Status::ok();
 }
 
@@ -121,10 +119,8 @@ Status llq::rt::gemm(const Tensor &a, const Tensor &b, const Tensor &c,
       std::memset(out.raw(), 0, out.nbytes());
     return Status::ok();
   }
-  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-              transB ? CblasTrans : CblasNoTrans, m, n, k, alpha,
-              a.data<float>(), a.dim(1), b.data<float>(), b.dim(1), cBeta,
-              out.data<float>(), n);
+  rt::sgemm(transA, transB, m, n, k, alpha, a.data<float>(), a.dim(1),
+            b.data<float>(), b.dim(1), cBeta, out.data<float>(), n);
   return Status::ok();
 }
 
@@ -168,14 +164,13 @@ Status llq::rt::linear(const Tensor &x, const Tensor &weight,
   if (m == 1) {
     // Decoding: a matrix-vector product streams the weight once, where GEMM
     // would first repack all of it.
-    cblas_sgemv(CblasRowMajor, weightKN ? CblasTrans : CblasNoTrans,
-                weightKN ? k : n, weightKN ? n : k, 1.0f, weight.data<float>(),
-                weightKN ? n : k, x.data<float>(), 1, beta, po, 1);
+    rt::sgemv(weightKN, weightKN ? k : n, weightKN ? n : k, 1.0f,
+              weight.data<float>(), weightKN ? n : k, x.data<float>(), beta,
+              po);
     return Status::ok();
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, weightKN ? CblasNoTrans : CblasTrans,
-              m, n, k, 1.0f, x.data<float>(), k, weight.data<float>(),
-              weightKN ? n : k, beta, po, n);
+  rt::sgemm(false, !weightKN, m, n, k, 1.0f, x.data<float>(), k,
+            weight.data<float>(), weightKN ? n : k, beta, po, n);
   return Status::ok();
 }
 

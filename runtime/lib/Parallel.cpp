@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -17,6 +18,24 @@
 using namespace llq::rt;
 
 namespace {
+/// How long a thread spins for the next run (or the end of this one) before
+/// it sleeps. Kernels come back to back: waking a sleeping thread costs
+/// tens of microseconds, which decoding (hundreds of small products per
+/// token) would pay hundreds of times per token.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+/// Spins until `ready()` or the spin time is up; returns ready().
+template <typename Fn> bool spinFor(Fn ready) {
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    if (ready())
+      return true;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() - start > kSpin)
+      return ready();
+    std::this_thread::yield();
+  }
+}
+
 /// A fixed set of workers that run one parallelFor at a time, together with
 /// the calling thread. A run ends only when every chunk is done and no
 /// worker is still inside it, so no worker can ever touch the next run's
@@ -31,6 +50,7 @@ public:
     {
       std::lock_guard<std::mutex> lock(mutex);
       stopping = true;
+      generation.fetch_add(1);
     }
     wake.notify_all();
     for (std::thread &t : workers)
@@ -41,26 +61,32 @@ public:
     std::lock_guard<std::mutex> serial(runMutex);
     {
       std::lock_guard<std::mutex> lock(mutex);
-      job = &task;
+      job.store(&task);
       total.store(chunks);
       next.store(0);
       pending.store(chunks);
-      ++generation;
+      generation.fetch_add(1);
     }
-    wake.notify_all();
+    if (sleepers.load())
+      wake.notify_all();
     drain();
-    std::unique_lock<std::mutex> lock(mutex);
-    done.wait(lock, [&] { return pending.load() == 0 && active == 0; });
-    job = nullptr;
+    auto finished = [&] { return pending.load() == 0 && active.load() == 0; };
+    if (!spinFor(finished)) {
+      std::unique_lock<std::mutex> lock(mutex);
+      done.wait(lock, finished);
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    job.store(nullptr);
   }
 
 private:
   void drain() {
+    const std::function<void(int64_t)> *task = job.load();
     for (;;) {
       int64_t i = next.fetch_add(1);
       if (i >= total.load())
         return;
-      (*job)(i);
+      (*task)(i);
       if (pending.fetch_sub(1) == 1) {
         std::lock_guard<std::mutex> lock(mutex);
         done.notify_all();
@@ -70,19 +96,24 @@ private:
 
   void work() {
     uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(mutex);
     for (;;) {
-      wake.wait(lock, [&] { return stopping || generation != seen; });
+      if (!spinFor([&] { return generation.load() != seen; })) {
+        std::unique_lock<std::mutex> lock(mutex);
+        sleepers.fetch_add(1);
+        wake.wait(lock, [&] { return generation.load() != seen; });
+        sleepers.fetch_sub(1);
+      }
+      std::unique_lock<std::mutex> lock(mutex);
       if (stopping)
         return;
-      seen = generation;
-      if (!job)
+      seen = generation.load();
+      if (!job.load())
         continue; // the run already ended
-      ++active;
+      active.fetch_add(1);
       lock.unlock();
       drain();
       lock.lock();
-      if (--active == 0)
+      if (active.fetch_sub(1) == 1)
         done.notify_all();
     }
   }
@@ -90,10 +121,10 @@ private:
   std::vector<std::thread> workers;
   std::mutex mutex, runMutex;
   std::condition_variable wake, done;
-  const std::function<void(int64_t)> *job = nullptr;
+  std::atomic<const std::function<void(int64_t)> *> job{nullptr};
   std::atomic<int64_t> next{0}, pending{0}, total{0};
-  int active = 0;
-  uint64_t generation = 0;
+  std::atomic<int> active{0}, sleepers{0};
+  std::atomic<uint64_t> generation{0};
   bool stopping = false;
 };
 

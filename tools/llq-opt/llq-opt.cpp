@@ -12,6 +12,7 @@
 
 #include "llq/Dialect/LLQ/IR/LLQ.h"
 #include "llq/Support/FileUtils.h"
+#include "llq/Tokenizer/Tokenizer.h"
 #include "llq/Transforms/Passes.h"
 #include "llq/Transforms/Pipelines.h"
 
@@ -60,6 +61,12 @@ static llvm::cl::opt<std::string> calibData(
     "calib", llvm::cl::value_desc("file"), llvm::cl::cat(llqCategory),
     llvm::cl::desc("Calibration data for gptq/awq/smoothquant: token ids"));
 
+static llvm::cl::opt<std::string> calibTokenizer(
+    "calib-tokenizer", llvm::cl::value_desc("tokenizer.json"),
+    llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Tokenizer for --calib text (default: tokenizer.json "
+                   "beside the input model)"));
+
 static llvm::cl::opt<int64_t> calibSamples(
     "calib-samples", llvm::cl::init(128), llvm::cl::cat(llqCategory),
     llvm::cl::desc("Random calibration windows (default 128)"));
@@ -71,6 +78,11 @@ static llvm::cl::opt<int64_t> calibSeqLen(
 static llvm::cl::opt<double> smoothAlpha(
     "alpha", llvm::cl::init(0.5), llvm::cl::cat(llqCategory),
     llvm::cl::desc("SmoothQuant's migration strength (default 0.5)"));
+
+static llvm::cl::opt<int64_t> awqSearchWindows(
+    "awq-search-windows", llvm::cl::init(4), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Calibration windows AWQ evaluates candidate scales on "
+                   "(default 4)"));
 
 static llvm::cl::opt<bool> listMethods(
     "list-methods", llvm::cl::cat(llqCategory),
@@ -99,6 +111,76 @@ static int fail(const Twine &message) {
   return 1;
 }
 
+/// A temporary file removed when the tool exits.
+struct TemporaryFile {
+  std::string path;
+  ~TemporaryFile() {
+    if (!path.empty())
+      llvm::sys::fs::remove(path);
+  }
+};
+
+/// Whether `text` is a list of token ids (digits, whitespace and commas).
+static bool isTokenIdList(llvm::StringRef text) {
+  return llvm::all_of(text, [](char c) {
+    return llvm::isDigit(c) || c == ',' || c == ' ' || c == '\t' ||
+           c == '\n' || c == '\r';
+  });
+}
+
+/// Calibration data as a token-id file for the passes: token ids are used as
+/// they are; text is tokenized with --calib-tokenizer (or the tokenizer.json
+/// beside the input model) into `tokens`, a temporary file.
+static bool prepareCalibration(const std::string &path,
+                               llvm::StringRef modelPath, TemporaryFile &tokens,
+                               std::string &idsPath, std::string &error) {
+  auto buffer = llvm::MemoryBuffer::getFile(path);
+  if (!buffer) {
+    error = "cannot read calibration data '" + path +
+            "': " + buffer.getError().message();
+    return false;
+  }
+  llvm::StringRef text = (*buffer)->getBuffer();
+  if (isTokenIdList(text) && calibTokenizer.empty()) {
+    idsPath = path;
+    return true;
+  }
+  std::string tokenizerPath = calibTokenizer;
+  if (tokenizerPath.empty()) {
+    llvm::SmallString<256> beside(directoryOf(modelPath.str()));
+    llvm::sys::path::append(beside, "tokenizer.json");
+    if (!llvm::sys::fs::exists(beside)) {
+      error = "calibration data '" + path + "' is text: give "
+              "--calib-tokenizer=tokenizer.json (there is none beside the "
+              "input model), or a file of token ids";
+      return false;
+    }
+    tokenizerPath = std::string(beside);
+  }
+  std::unique_ptr<Tokenizer> tokenizer = Tokenizer::load(tokenizerPath, error);
+  if (!tokenizer)
+    return false;
+  std::vector<int64_t> ids = tokenizer->encode(text, /*addSpecial=*/false);
+  if (ids.empty()) {
+    error = "calibration data '" + path + "' has no tokens";
+    return false;
+  }
+  llvm::SmallString<128> temp;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("llq-calib", "ids", temp)) {
+    error = "cannot create a temporary file: " + ec.message();
+    return false;
+  }
+  tokens.path = std::string(temp);
+  std::string out;
+  for (int64_t id : ids)
+    out += std::to_string(id) + "\n";
+  if (!writeFileAtomically(tokens.path, out, error))
+    return false;
+  idsPath = tokens.path;
+  return true;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM y(argc, argv);
   DialectRegistry registry;
@@ -121,6 +203,7 @@ int main(int argc, char **argv) {
   // Everything about the quantization spec is checked before any work.
   std::optional<QuantizeSpec> spec;
   QuantizeOptions outputs;
+  TemporaryFile calibTokens;
   if (!quantizeSpec.empty()) {
     llvm::Expected<QuantizeSpec> parsed = parseQuantizeSpec(quantizeSpec);
     if (!parsed)
@@ -135,17 +218,23 @@ int main(int argc, char **argv) {
     }
     outputs.report = reportOut == "none" ? std::string() : reportOut.getValue();
     outputs.includeHead = quantizeHead;
-    outputs.calib = calibData;
     outputs.calibSamples = calibSamples;
     outputs.calibSeqLen = calibSeqLen;
     outputs.alpha = smoothAlpha;
+    outputs.searchWindows = awqSearchWindows;
     if (spec->needsCalibration && calibData.empty())
       return fail("--quantize=" + quantizeSpec + " runs the model on "
-                  "calibration data: give --calib=FILE (token ids)");
+                  "calibration data: give --calib=FILE (text or token ids)");
     if (!calibData.empty() && !llvm::sys::fs::exists(calibData.getValue()))
       return fail("calibration data '" + calibData + "' does not exist");
     if (calibSamples <= 0 || calibSeqLen <= 0)
       return fail("--calib-samples and --calib-seqlen must be positive");
+    if (!calibData.empty()) {
+      std::string error;
+      if (!prepareCalibration(calibData, inputFile, calibTokens, outputs.calib,
+                              error))
+        return fail(error);
+    }
   }
 
   std::string errorMessage;

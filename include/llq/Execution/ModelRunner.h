@@ -79,6 +79,18 @@ public:
 
   /// Forgets the cached tokens.
   void reset();
+
+  /// The cache state, to return to after trying continuations of a shared
+  /// prefix (tensors are shared, so this is cheap).
+  struct Snapshot {
+    std::vector<rt::Tensor> cache;
+    int64_t past = 0;
+  };
+  Snapshot snapshot() const { return {cache, past}; }
+  void restore(const Snapshot &s) {
+    cache = s.cache;
+    past = s.past;
+  }
   int64_t cachedTokens() const { return past; }
   bool hasCache() const { return binder->hasCache(); }
   const Program &program() const { return *compiled; }

@@ -44,6 +44,7 @@ private:
   std::string label;
   int64_t total;
   int64_t done = 0;
+  int64_t printedDone = -1;
   bool printedAny = false;
   bool finished = false;
   std::chrono::steady_clock::time_point start;

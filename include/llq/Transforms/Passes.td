@@ -170,7 +170,7 @@ def QuantizeAWQPass : Pass<"llq-quantize-awq", "::mlir::ModuleOp"> {
            "Grid points of the scale exponent and of the clipping search">,
     Option<"clip", "clip", "bool", /*default=*/"true",
            "Search clipping ranges after scaling">,
-    Option<"searchWindows", "search-windows", "int64_t", /*default=*/"16",
+    Option<"searchWindows", "search-windows", "int64_t", /*default=*/"4",
            "Calibration windows used to evaluate candidate scales">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect"];

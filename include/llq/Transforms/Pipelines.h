@@ -57,6 +57,8 @@ struct QuantizeOptions {
   int64_t calibSamples = 128, calibSeqLen = 2048;
   /// SmoothQuant's migration strength.
   double alpha = 0.5;
+  /// Windows AWQ evaluates candidate scales on.
+  int64_t searchWindows = 4;
 };
 
 /// Adds the passes that quantize a module per `spec` and move the packed
