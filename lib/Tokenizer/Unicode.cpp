@@ -101,34 +101,6 @@ uint8_t charClass(uint32_t cp) {
 
 const char *unicodeTablesVersion() { return LLQ_UNICODE_TABLES_VERSION; }
 
-size_t utf8SequenceLength(std::string_view s, size_t pos) {
-  auto byte = [&](size_t i) -> unsigned {
-    return pos + i < s.size() ? static_cast<unsigned char>(s[pos + i]) : 0;
-  };
-  auto isCont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    unsigned b = byte(i);
-    return pos + i < s.size() && b >= lo && b <= hi;
-  };
-  unsigned b0 = byte(0);
-  if (b0 < 0x80)
-    return 1;
-  if (b0 >= 0xC2 && b0 <= 0xDF)
-    return isCont(1) ? 2 : 0;
-  if (b0 == 0xE0)
-    return isCont(1, 0xA0) && isCont(2) ? 3 : 0;
-  if ((b0 >= 0xE1 && b0 <= 0xEC) || b0 == 0xEE || b0 == 0xEF)
-    return isCont(1) && isCont(2) ? 3 : 0;
-  if (b0 == 0xED)
-    return isCont(1, 0x80, 0x9F) && isCont(2) ? 3 : 0;
-  if (b0 == 0xF0)
-    return isCont(1, 0x90) && isCont(2) && isCont(3) ? 4 : 0;
-  if (b0 >= 0xF1 && b0 <= 0xF3)
-    return isCont(1) && isCont(2) && isCont(3) ? 4 : 0;
-  if (b0 == 0xF4)
-    return isCont(1, 0x80, 0x8F) && isCont(2) && isCont(3) ? 4 : 0;
-  return 0;
-}
-
 size_t utf8InvalidLength(std::string_view s, size_t pos) {
   auto inRange = [&](size_t i, unsigned lo, unsigned hi) {
     if (pos + i >= s.size())

@@ -15,6 +15,8 @@
 #ifndef LLQ_LIB_TOKENIZER_UNICODE_H
 #define LLQ_LIB_TOKENIZER_UNICODE_H
 
+#include "llq/Support/Utf8.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -45,9 +47,6 @@ const char *unicodeTablesVersion();
 /// The replacement character U+FFFD in UTF-8.
 constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
 
-/// Returns the length of the well-formed UTF-8 sequence at \p pos, or 0 if the
-/// bytes there are not one (overlong, surrogate, above U+10FFFF, truncated).
-size_t utf8SequenceLength(std::string_view s, size_t pos);
 
 /// For ill-formed bytes at \p pos, returns how many of them one U+FFFD
 /// replaces: the maximal subpart of a well-formed sequence (at least 1), as
