@@ -112,16 +112,16 @@ bool invertCholeskyUpper(std::vector<float> &h, int64_t k, std::string &error) {
   spotrf_("U", &ik, h.data(), &ik, &info, 1);
   if (info != 0) {
     // spotrf factored J H J, so its failing leading minor is a trailing one
-    // of H, starting at column k - info in processing order.
-    error = "GPTQ: the damped Hessian is not positive definite (Cholesky "
-            "failed at column " +
+    // of H, starting at column k - info (in processing order for GPTQ).
+    error = "the damped Hessian is not positive definite (Cholesky failed at "
+            "column " +
             std::to_string(k - info) + " of " + std::to_string(k) +
-            " in processing order); retry with more damping";
+            "); retry with more damping";
     return false;
   }
   strtri_("U", "N", &ik, h.data(), &ik, &info, 1, 1);
   if (info != 0) {
-    error = "GPTQ: the Cholesky factor of the Hessian is singular";
+    error = "the Cholesky factor of the Hessian is singular";
     return false;
   }
   std::reverse(h.begin(), h.end());
@@ -130,26 +130,28 @@ bool invertCholeskyUpper(std::vector<float> &h, int64_t k, std::string &error) {
   return true;
 }
 
+/// W[:, end:] -= Err U[begin:end, end:], the lazy batch update of the columns
+/// after a block, for the n x (end - begin) scaled errors \p errors.
+void updateTrailingColumns(float *w, int64_t n, int64_t k, const float *u,
+                           const float *errors, int64_t begin, int64_t end) {
+  if (n == 0 || end == k)
+    return;
+  int count = static_cast<int>(end - begin);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n),
+              static_cast<int>(k - end), count, -1.0f, errors, count,
+              &u[begin * k + end], static_cast<int>(k), 1.0f, &w[end],
+              static_cast<int>(k));
+}
+
 std::string checkInputs(int64_t n, int64_t k, const std::vector<float> &h,
                         const GPTQOptions &options) {
   std::string schemeError = validate(options.scheme);
   if (!schemeError.empty())
     return schemeError;
-  if (n < 0 || k < 0 || k > std::numeric_limits<int>::max() ||
-      n > std::numeric_limits<int>::max())
-    return "bad matrix shape " + std::to_string(n) + " x " + std::to_string(k);
-  if (static_cast<int64_t>(h.size()) != k * k)
-    return "the Hessian has " + std::to_string(h.size()) +
-           " elements, expected " + std::to_string(k) + "^2";
   if (options.blockSize < 1)
     return "block size must be positive, got " +
            std::to_string(options.blockSize);
-  if (!(options.dampPercent >= 0) || !std::isfinite(options.dampPercent))
-    return "damping must be finite and non-negative";
-  for (float v : h)
-    if (!std::isfinite(v))
-      return "the Hessian has non-finite entries";
-  return "";
+  return validateHessian(n, k, h, options.dampPercent);
 }
 
 /// One GPTQ run over a layer; everything is kept in processing order (the
@@ -169,7 +171,6 @@ public:
 private:
   int64_t blockEnd(int64_t begin) const;
   void quantizeRow(int64_t row, int64_t begin, int64_t end);
-  void updateTrailingColumns(int64_t begin, int64_t end);
 
   int64_t n, k;
   GPTQOptions options;
@@ -206,16 +207,7 @@ GPTQRun::GPTQRun(const float *w, int64_t n, int64_t k,
 }
 
 bool GPTQRun::prepare(std::vector<float> &h, std::string &error) {
-  // Dead inputs: no token ever had this feature, so the weight cannot affect
-  // the output; the reference zeroes it and makes H_ii = 1 so that H stays
-  // invertible.
-  for (int64_t i = 0; i < k; ++i) {
-    if (h[i * k + i] != 0.0f)
-      continue;
-    h[i * k + i] = 1.0f;
-    for (int64_t r = 0; r < n; ++r)
-      weights[r * k + i] = 0.0f;
-  }
+  fixDeadColumns(h, k, weights.data(), n);
   // Static (and per-channel) parameters come from the original weights. Dead
   // columns are zero by now; the reference computes per-channel parameters
   // before zeroing them, which can only widen the range for no benefit.
@@ -235,14 +227,10 @@ bool GPTQRun::prepare(std::vector<float> &h, std::string &error) {
     gatherColumns(h.data(), k, k, order);
     gatherRows(h.data(), k, order);
   }
-  double diagSum = 0;
-  for (int64_t i = 0; i < k; ++i)
-    diagSum += h[i * k + i];
-  float damp = static_cast<float>(options.dampPercent * diagSum / k);
-  for (int64_t i = 0; i < k; ++i)
-    h[i * k + i] += damp;
-  if (!invertCholeskyUpper(h, k, error))
+  if (!dampAndInvertHessian(h, k, options.dampPercent, error)) {
+    error = "GPTQ: " + error;
     return false;
+  }
   u = std::move(h);
   return true;
 }
@@ -281,17 +269,6 @@ void GPTQRun::quantizeRow(int64_t r, int64_t begin, int64_t end) {
   }
 }
 
-void GPTQRun::updateTrailingColumns(int64_t begin, int64_t end) {
-  // W[:, end:] -= Err U[begin:end, end:], the lazy batch update.
-  if (n == 0 || end == k)
-    return;
-  int count = static_cast<int>(end - begin);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n),
-              static_cast<int>(k - end), count, -1.0f, errors.data(), count,
-              &u[begin * k + end], static_cast<int>(k), 1.0f, &weights[end],
-              static_cast<int>(k));
-}
-
 void GPTQRun::run() {
   for (int64_t begin = 0, end; begin < k; begin = end) {
     end = blockEnd(begin);
@@ -300,7 +277,8 @@ void GPTQRun::run() {
       for (int64_t r = first; r < last; ++r)
         quantizeRow(r, begin, end);
     });
-    updateTrailingColumns(begin, end);
+    updateTrailingColumns(weights.data(), n, k, u.data(), errors.data(), begin,
+                          end);
   }
 }
 
@@ -344,6 +322,72 @@ bool gptqQuantize(const float *w, int64_t n, int64_t k, std::vector<float> h,
   }
   gptq.finish(out, squaredError);
   return true;
+}
+
+std::string validateHessian(int64_t n, int64_t k, const std::vector<float> &h,
+                            double dampPercent) {
+  if (n < 0 || k < 0 || k > std::numeric_limits<int>::max() ||
+      n > std::numeric_limits<int>::max())
+    return "bad matrix shape " + std::to_string(n) + " x " + std::to_string(k);
+  if (static_cast<int64_t>(h.size()) != k * k)
+    return "the Hessian has " + std::to_string(h.size()) +
+           " elements, expected " + std::to_string(k) + "^2";
+  if (!(dampPercent >= 0) || !std::isfinite(dampPercent))
+    return "damping must be finite and non-negative";
+  for (float v : h)
+    if (!std::isfinite(v))
+      return "the Hessian has non-finite entries";
+  return "";
+}
+
+void fixDeadColumns(std::vector<float> &h, int64_t k, float *w, int64_t n) {
+  for (int64_t i = 0; i < k; ++i) {
+    if (h[i * k + i] != 0.0f)
+      continue;
+    h[i * k + i] = 1.0f;
+    for (int64_t r = 0; r < n; ++r)
+      w[r * k + i] = 0.0f;
+  }
+}
+
+bool dampAndInvertHessian(std::vector<float> &h, int64_t k, double dampPercent,
+                          std::string &error) {
+  double diagSum = 0;
+  for (int64_t i = 0; i < k; ++i)
+    diagSum += h[i * k + i];
+  float damp = static_cast<float>(dampPercent * diagSum / k);
+  for (int64_t i = 0; i < k; ++i)
+    h[i * k + i] += damp;
+  return invertCholeskyUpper(h, k, error);
+}
+
+double compensateColumns(
+    float *w, int64_t n, int64_t k, const std::vector<float> &u,
+    int64_t blockSize, const std::function<void(int64_t, int64_t)> &beginBlock,
+    const std::function<float(int64_t, int64_t, float)> &quantize) {
+  std::vector<float> errors(n * std::min(blockSize, k));
+  std::vector<double> losses(n, 0.0);
+  for (int64_t begin = 0; begin < k; begin += blockSize) {
+    int64_t end = std::min(begin + blockSize, k), count = end - begin;
+    beginBlock(begin, end);
+    parallelForRows(n, count * count, [&](int64_t first, int64_t last) {
+      for (int64_t r = first; r < last; ++r) {
+        float *row = w + r * k;
+        float *rowErrors = &errors[r * count];
+        for (int64_t i = begin; i < end; ++i) {
+          float q = quantize(r, i, row[i]);
+          const float *ui = &u[i * k];
+          float scaled = (row[i] - q) / ui[i];
+          row[i] = q;
+          rowErrors[i - begin] = scaled;
+          losses[r] += double(scaled) * scaled / 2;
+          subtractScaled(row + i + 1, ui + i + 1, scaled, end - i - 1);
+        }
+      }
+    });
+    updateTrailingColumns(w, n, k, u.data(), errors.data(), begin, end);
+  }
+  return std::accumulate(losses.begin(), losses.end(), 0.0);
 }
 
 } // namespace llq::quant

@@ -31,6 +31,7 @@
 #include "llq/Quant/Uniform.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,50 @@ struct GPTQOptions {
 bool gptqQuantize(const float *w, int64_t n, int64_t k, std::vector<float> h,
                   const GPTQOptions &options, UniformMatrix &out,
                   std::string &error, double *squaredError = nullptr);
+
+//===----------------------------------------------------------------------===//
+// The machinery other error-compensating quantizers share with GPTQ
+//===----------------------------------------------------------------------===//
+
+/// Returns an empty string if \p h can be the Hessian of a layer of \p n rows
+/// and \p k columns (k * k finite entries, shapes BLAS and LAPACK can index)
+/// and \p dampPercent is finite and non-negative, else what is wrong.
+std::string validateHessian(int64_t n, int64_t k, const std::vector<float> &h,
+                            double dampPercent);
+
+/// Dead inputs: no token ever had feature i (H_ii == 0), so column i of the
+/// weights cannot affect the output. Sets H_ii = 1, which keeps H invertible,
+/// and zeroes column i of the row-major \p n x \p k \p w, as the reference
+/// does.
+void fixDeadColumns(std::vector<float> &h, int64_t k, float *w, int64_t n);
+
+/// Adds \p dampPercent * mean(diag(H)) to diag(H) and replaces the k x k \p h
+/// with U, the upper Cholesky factor of the damped H^-1 (H^-1 = U^T U), lower
+/// triangle zeroed. Returns false with a message in \p error when the damped
+/// H is not positive definite.
+bool dampAndInvertHessian(std::vector<float> &h, int64_t k, double dampPercent,
+                          std::string &error);
+
+/// GPTQ's column sweep for any rounding rule. Columns of the row-major
+/// \p n x \p k \p w are taken in blocks of \p blockSize. For each block
+/// [begin, end), \p beginBlock(begin, end) is called first, when the block's
+/// weights have received every update they are owed (a quantizer that decides
+/// a whole block at once reads them then); then every column i of the block,
+/// in order, is quantized in every row r to q = \p quantize(r, i, w_ri) and
+/// its error is spread over the columns after it with U (\p u, from
+/// dampAndInvertHessian):
+///
+///     e = (w_ri - q) / U_ii,  w_rj -= e * U_ij for j > i.
+///
+/// On return \p w holds the quantized values. \p quantize is called
+/// concurrently for different rows. Returns the sum of e^2 / 2, which equals
+/// 1/2 * sum over rows of (q - w0)^T H (q - w0) for the original rows w0 and
+/// the damped H whatever the rounding rule: the errors e of a row solve
+/// e U = w0 - q, and U^-1 U^-T = H.
+double compensateColumns(
+    float *w, int64_t n, int64_t k, const std::vector<float> &u,
+    int64_t blockSize, const std::function<void(int64_t, int64_t)> &beginBlock,
+    const std::function<float(int64_t, int64_t, float)> &quantize);
 
 } // namespace llq::quant
 
