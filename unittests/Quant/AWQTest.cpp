@@ -8,6 +8,8 @@
 
 #include "llq/Quant/Statistics.h"
 
+#include "QuantTestUtils.h"
+
 #include "gtest/gtest.h"
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <vector>
 
 using namespace llq::quant;
+using namespace llq::quant::test;
 
 namespace {
 
@@ -27,15 +30,6 @@ UniformScheme makeScheme(int bits, int64_t groupSize, bool symmetric) {
   scheme.groupSize = groupSize;
   scheme.symmetric = symmetric;
   return scheme;
-}
-
-std::vector<float> gaussian(int64_t count, unsigned seed, float sigma = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sigma);
-  std::vector<float> v(count);
-  for (float &x : v)
-    x = normal(rng);
-  return v;
 }
 
 /// Inputs with per-channel magnitudes spread over a decade and a few salient

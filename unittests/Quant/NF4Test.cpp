@@ -10,6 +10,8 @@
 #include "llq/Quant/Half.h"
 #include "llq/Quant/Packing.h"
 
+#include "QuantTestUtils.h"
+
 #include "gtest/gtest.h"
 
 #include <algorithm>
@@ -20,17 +22,9 @@
 #include <vector>
 
 using namespace llq::quant;
+using namespace llq::quant::test;
 
 namespace {
-
-std::vector<float> gaussian(int64_t count, unsigned seed, float sigma = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sigma);
-  std::vector<float> v(count);
-  for (float &x : v)
-    x = normal(rng);
-  return v;
-}
 
 NF4Options makeOptions(bool doubleQuant, bool calibrate = false,
                        int64_t blockSize = 64) {

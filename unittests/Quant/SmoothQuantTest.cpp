@@ -9,6 +9,8 @@
 #include "llq/Quant/Statistics.h"
 #include "llq/Quant/Uniform.h"
 
+#include "QuantTestUtils.h"
+
 #include "gtest/gtest.h"
 
 #include <algorithm>
@@ -19,17 +21,9 @@
 #include <vector>
 
 using namespace llq::quant;
+using namespace llq::quant::test;
 
 namespace {
-
-std::vector<float> gaussian(int64_t count, unsigned seed, float sigma = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, sigma);
-  std::vector<float> v(count);
-  for (float &x : v)
-    x = normal(rng);
-  return v;
-}
 
 /// Activations whose few outlier channels are 50x the rest, the situation
 /// SmoothQuant is for (the paper reports ~100x outliers in OPT/LLaMA).
