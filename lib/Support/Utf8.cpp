@@ -36,4 +36,32 @@ size_t utf8SequenceLength(std::string_view s, size_t pos) {
   return 0;
 }
 
+bool isValidUtf8(std::string_view s) {
+  for (size_t pos = 0; pos < s.size();) {
+    size_t n = utf8SequenceLength(s, pos);
+    if (n == 0)
+      return false;
+    pos += n;
+  }
+  return true;
+}
+
+void appendUtf8(std::string &out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
 } // namespace llq

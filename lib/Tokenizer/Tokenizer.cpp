@@ -100,7 +100,7 @@ std::unique_ptr<Tokenizer> Tokenizer::loadFromString(std::string_view json,
 std::vector<int64_t> Tokenizer::encode(std::string_view text,
                                        bool addSpecial) const {
   std::string repaired;
-  if (!tok::isValidUtf8(text)) {
+  if (!isValidUtf8(text)) {
     repaired = tok::repairUtf8(text);
     text = repaired;
   }

@@ -53,9 +53,6 @@ constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";
 /// the Unicode standard recommends and Rust and Python implement.
 size_t utf8InvalidLength(std::string_view s, size_t pos);
 
-/// True if \p s is entirely well-formed UTF-8.
-bool isValidUtf8(std::string_view s);
-
 /// Returns \p s with every ill-formed subsequence replaced by U+FFFD, exactly
 /// like Rust's String::from_utf8_lossy and Python's
 /// bytes.decode("utf-8", errors="replace").
@@ -82,9 +79,6 @@ inline uint32_t decodeUtf8(std::string_view s, size_t pos, size_t &len) {
   return ((b0 & 0x07) << 18) | ((byte(1) & 0x3F) << 12) |
          ((byte(2) & 0x3F) << 6) | (byte(3) & 0x3F);
 }
-
-/// Appends the UTF-8 encoding of \p cp (a Unicode scalar value) to \p out.
-void appendUtf8(std::string &out, uint32_t cp);
 
 /// GPT-2's byte-level alphabet: the code point standing for byte \p b
 /// (printable Latin-1 bytes stand for themselves, the others are moved to

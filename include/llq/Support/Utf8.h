@@ -8,6 +8,8 @@
 #define LLQ_SUPPORT_UTF8_H
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace llq {
@@ -15,6 +17,12 @@ namespace llq {
 /// Returns the length of the well-formed UTF-8 sequence at \p pos, or 0 if the
 /// bytes there are not one (overlong, surrogate, above U+10FFFF, truncated).
 size_t utf8SequenceLength(std::string_view s, size_t pos);
+
+/// Whether \p s is well-formed UTF-8 throughout.
+bool isValidUtf8(std::string_view s);
+
+/// Appends the UTF-8 encoding of code point \p cp (at most U+10FFFF).
+void appendUtf8(std::string &out, uint32_t cp);
 
 } // namespace llq
 
