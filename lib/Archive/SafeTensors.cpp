@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "llq/Archive/SafeTensors.h"
+#include "llq/Support/Text.h"
 #include "llq/Support/Utf8.h"
 
 #include <algorithm>
@@ -44,41 +45,6 @@ constexpr size_t kLengthPrefixSize = 8;
 //===----------------------------------------------------------------------===//
 
 const char kHexDigits[] = "0123456789abcdef";
-
-/// Quotes an untrusted name for an error message: escaped so it cannot
-/// garble a terminal, and shortened so a huge key cannot flood the log.
-std::string quote(std::string_view s) {
-  constexpr size_t kMaxShown = 80;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '\'' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7F) {
-      out += "\\x";
-      out += kHexDigits[c >> 4];
-      out += kHexDigits[c & 0xF];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > kMaxShown)
-    out += "...";
-  out += '\'';
-  return out;
-}
-
-std::string formatShape(const std::vector<int64_t> &shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i)
-      out += ", ";
-    out += std::to_string(shape[i]);
-  }
-  out += ']';
-  return out;
-}
 
 std::string formatOffsets(uint64_t begin, uint64_t end) {
   return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
@@ -535,7 +501,7 @@ bool HeaderParser::parse(std::vector<HeaderTensor> &tensors,
       return parseMetadata(depth, metadata);
     }
     if (!names.insert(key).second)
-      return schemaError("duplicate tensor name " + quote(key));
+      return schemaError("duplicate tensor name " + quoteUntrusted(key));
     HeaderTensor tensor;
     tensor.name = std::move(key);
     if (!parseTensor(depth, tensor))
@@ -563,20 +529,20 @@ bool HeaderParser::parseMetadata(unsigned depth,
   return parseObject(depth, [&](std::string &key, unsigned) {
     JsonKind valueKind = peekKind();
     if (valueKind != JsonKind::String)
-      return typeError(valueKind, "metadata value for " + quote(key) +
+      return typeError(valueKind, "metadata value for " + quoteUntrusted(key) +
                                       " must be a string");
     std::string value;
     if (!parseString(&value))
       return false;
     if (metadata.count(key))
-      return schemaError("duplicate metadata key " + quote(key));
+      return schemaError("duplicate metadata key " + quoteUntrusted(key));
     metadata.emplace(std::move(key), std::move(value));
     return true;
   });
 }
 
 bool HeaderParser::parseTensor(unsigned depth, HeaderTensor &tensor) {
-  std::string prefix = "tensor " + quote(tensor.name);
+  std::string prefix = "tensor " + quoteUntrusted(tensor.name);
   JsonKind kind = peekKind();
   if (kind != JsonKind::Object)
     return typeError(kind, prefix + " must be an object with dtype, shape "
@@ -601,7 +567,7 @@ bool HeaderParser::parseTensor(unsigned depth, HeaderTensor &tensor) {
       if (!parseString(&name))
         return false;
       if (!parseDType(name, tensor.dtype))
-        return schemaError(prefix + " has unsupported dtype " + quote(name) +
+        return schemaError(prefix + " has unsupported dtype " + quoteUntrusted(name) +
                            " (expected one of F64, F32, F16, BF16, I64, I32, "
                            "I16, I8, U8, U16, U32, U64, BOOL)");
       return true;
@@ -627,7 +593,7 @@ bool HeaderParser::parseTensor(unsigned depth, HeaderTensor &tensor) {
 }
 
 bool HeaderParser::parseShape(unsigned depth, HeaderTensor &tensor) {
-  std::string prefix = "tensor " + quote(tensor.name);
+  std::string prefix = "tensor " + quoteUntrusted(tensor.name);
   JsonKind kind = peekKind();
   if (kind != JsonKind::Array)
     return typeError(kind, prefix + ": shape must be an array of integers");
@@ -660,7 +626,7 @@ bool HeaderParser::parseShape(unsigned depth, HeaderTensor &tensor) {
 }
 
 bool HeaderParser::parseOffsets(unsigned depth, HeaderTensor &tensor) {
-  std::string expected = "tensor " + quote(tensor.name) +
+  std::string expected = "tensor " + quoteUntrusted(tensor.name) +
                          ": data_offsets must be an array of two "
                          "non-negative integers";
   JsonKind kind = peekKind();
@@ -805,7 +771,7 @@ SafeTensorsReader::fromBuffer(const uint8_t *data, size_t size,
     return fail(parser.error);
 
   for (const HeaderTensor &t : parsed) {
-    std::string tensor = "tensor " + quote(t.name);
+    std::string tensor = "tensor " + quoteUntrusted(t.name);
     std::string offsets = formatOffsets(t.begin, t.end);
     int64_t numElements;
     uint64_t nbytes;
@@ -842,9 +808,9 @@ SafeTensorsReader::fromBuffer(const uint8_t *data, size_t size,
     if (t.begin == t.end)
       continue;
     if (previous && t.begin < previous->end)
-      return fail("tensor " + quote(previous->name) + " data_offsets " +
+      return fail("tensor " + quoteUntrusted(previous->name) + " data_offsets " +
                   formatOffsets(previous->begin, previous->end) +
-                  " overlaps tensor " + quote(t.name) + " data_offsets " +
+                  " overlaps tensor " + quoteUntrusted(t.name) + " data_offsets " +
                   formatOffsets(t.begin, t.end));
     previous = &t;
   }
@@ -883,7 +849,7 @@ void SafeTensorsWriter::setMetadata(std::string key, std::string value) {
 bool SafeTensorsWriter::add(std::string name, DType dtype,
                             std::vector<int64_t> shape, const void *data,
                             size_t nbytes, std::string &error) {
-  std::string tensor = "tensor " + quote(name);
+  std::string tensor = "tensor " + quoteUntrusted(name);
   if (name == "__metadata__") {
     error = tensor + ": the name is reserved for the metadata entry";
     return false;
@@ -893,7 +859,7 @@ bool SafeTensorsWriter::add(std::string name, DType dtype,
     return false;
   }
   if (names.count(name)) {
-    error = "duplicate tensor name " + quote(name);
+    error = "duplicate tensor name " + quoteUntrusted(name);
     return false;
   }
   for (int64_t dim : shape) {
@@ -942,7 +908,7 @@ bool SafeTensorsWriter::buildHeader(std::string &header,
     bool first = true;
     for (const auto &[key, value] : metadataMap) {
       if (!isValidUtf8(key) || !isValidUtf8(value)) {
-        error = "metadata entry " + quote(key) + " is not valid UTF-8";
+        error = "metadata entry " + quoteUntrusted(key) + " is not valid UTF-8";
         return false;
       }
       if (!first)

@@ -18,6 +18,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "llq/Import/OnnxModel.h"
+#include "llq/Support/Text.h"
 
 #include "ProtoReader.h"
 
@@ -38,43 +39,6 @@ using wire::WireError;
 //===----------------------------------------------------------------------===//
 // Small helpers
 //===----------------------------------------------------------------------===//
-
-const char kHexDigits[] = "0123456789abcdef";
-
-/// Quotes an untrusted name for an error message: escaped so it cannot
-/// garble a terminal, and shortened so a huge name cannot flood the log.
-std::string quote(std::string_view s) {
-  constexpr size_t kMaxShown = 80;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '\'' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7F) {
-      out += "\\x";
-      out += kHexDigits[c >> 4];
-      out += kHexDigits[c & 0xF];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > kMaxShown)
-    out += "...";
-  out += '\'';
-  return out;
-}
-
-std::string formatShape(const std::vector<int64_t> &dims) {
-  std::string out = "[";
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (i)
-      out += ", ";
-    out += std::to_string(dims[i]);
-  }
-  out += ']';
-  return out;
-}
 
 /// Element type for messages, exact even for numbers elemTypeName folds.
 std::string typeName(int32_t type) {
@@ -315,7 +279,7 @@ std::string describe(const Scope &s) {
   auto named = [&](const char *what, uint32_t nameField) {
     std::string_view name;
     if (findString(s.begin, s.end, nameField, name) && !name.empty())
-      return std::string(what) + " " + quote(name);
+      return std::string(what) + " " + quoteUntrusted(name);
     return std::string(what) + " #" + std::to_string(s.index);
   };
   switch (s.kind) {
@@ -325,7 +289,7 @@ std::string describe(const Scope &s) {
     std::string_view name;
     bool isMain = s.parent && s.parent->kind == Msg::Model;
     if (findString(s.begin, s.end, 2, name) && !name.empty())
-      return "graph " + quote(name);
+      return "graph " + quoteUntrusted(name);
     return isMain ? "the main graph" : "graph #" + std::to_string(s.index);
   }
   case Msg::Node: {
@@ -1057,7 +1021,7 @@ bool Decoder::finishTensor(const Scope &s, TensorFields &fields,
       } else if (key == "offset" || key == "length") {
         uint64_t number;
         if (!parseDecimal(value, number))
-          return fail(chain(s) + ": external_data " + key + " " + quote(value) +
+          return fail(chain(s) + ": external_data " + key + " " + quoteUntrusted(value) +
                       " is not a non-negative decimal integer");
         (key == "offset" ? t.offset : t.length) = number;
         hasLength |= key == "length";
@@ -1357,11 +1321,11 @@ bool Verifier::run() {
   for (const auto &[rawDomain, version] : model.opsets) {
     std::string_view domain = normalizeDomain(rawDomain);
     if (version < 1)
-      return fail("opset_import for domain " + quote(domain) + " has version " +
+      return fail("opset_import for domain " + quoteUntrusted(domain) + " has version " +
                   std::to_string(version) + "; expected 1 or later");
     auto [it, inserted] = opsets.emplace(domain, version);
     if (!inserted && it->second != version)
-      return fail("opset_import imports domain " + quote(domain) +
+      return fail("opset_import imports domain " + quoteUntrusted(domain) +
                   " twice, as versions " + std::to_string(it->second) +
                   " and " + std::to_string(version));
   }
@@ -1427,7 +1391,7 @@ bool Verifier::verifyTensor(const TensorData &t, const std::string &label) {
   case TensorData::Kind::External: {
     std::string why;
     if (!checkExternalLocation(t.file, why))
-      return fail(label + ": external data location " + quote(t.file) + " " +
+      return fail(label + ": external data location " + quoteUntrusted(t.file) + " " +
                   why);
     uint64_t end;
     if (__builtin_add_overflow(t.offset, t.length, &end))
@@ -1435,7 +1399,7 @@ bool Verifier::verifyTensor(const TensorData &t, const std::string &label) {
                   " + length " + std::to_string(t.length) +
                   " overflows 64 bits");
     have = t.length;
-    where = "external data in " + quote(t.file) + " is ";
+    where = "external data in " + quoteUntrusted(t.file) + " is ";
     break;
   }
   }
@@ -1452,12 +1416,12 @@ bool Verifier::verifyNodeAttributes(const Node &node, const std::string &label,
   for (size_t i = 0; i < node.attributes.size(); ++i) {
     const Attribute &a = node.attributes[i];
     std::string attr = (a.name.empty() ? "attribute #" + std::to_string(i)
-                                       : "attribute " + quote(a.name)) +
+                                       : "attribute " + quoteUntrusted(a.name)) +
                        " of " + label;
     if (a.name.empty())
       return fail(attr + " has no name");
     if (!names.insert(a.name).second)
-      return fail(label + " has two attributes named " + quote(a.name));
+      return fail(label + " has two attributes named " + quoteUntrusted(a.name));
     auto type = static_cast<int32_t>(a.type);
     if (type < 1 || type > 14)
       return fail(attr + (type == 0
@@ -1469,7 +1433,7 @@ bool Verifier::verifyNodeAttributes(const Node &node, const std::string &label,
       return fail(attr + " has type GRAPH but no graph value (g)");
     for (size_t k = 0; k < a.tensors.size(); ++k) {
       const TensorData &t = a.tensors[k];
-      std::string tensor = !t.name.empty() ? "tensor " + quote(t.name)
+      std::string tensor = !t.name.empty() ? "tensor " + quoteUntrusted(t.name)
                            : a.tensors.size() == 1
                                ? std::string("the tensor")
                                : "tensor #" + std::to_string(k);
@@ -1480,7 +1444,7 @@ bool Verifier::verifyNodeAttributes(const Node &node, const std::string &label,
       const Graph *g = a.graphs[k].get();
       if (!g)
         return fail(attr + " has a null graph");
-      std::string graph = !g->name.empty() ? "graph " + quote(g->name)
+      std::string graph = !g->name.empty() ? "graph " + quoteUntrusted(g->name)
                                            : "graph #" + std::to_string(k);
       if (!verifyGraph(*g, &scope, " in " + graph + " (" + attr + ")",
                        depth + 1))
@@ -1506,7 +1470,7 @@ bool Verifier::verifyGraph(const Graph &g, const Names *outer,
     const ValueInfo &v = g.inputs[i];
     if (v.name.empty())
       return fail("graph input #" + std::to_string(i) + where + " has no name");
-    std::string label = "graph input " + quote(v.name) + where;
+    std::string label = "graph input " + quoteUntrusted(v.name) + where;
     // Like the ONNX checker, subgraph inputs and initializers may shadow
     // values of enclosing graphs (Loop bodies from some exporters do).
     if (!inputNames.insert(v.name).second)
@@ -1521,7 +1485,7 @@ bool Verifier::verifyGraph(const Graph &g, const Names *outer,
     const TensorData &t = g.initializers[i];
     if (t.name.empty())
       return fail("initializer #" + std::to_string(i) + where + " has no name");
-    std::string label = "initializer " + quote(t.name) + where;
+    std::string label = "initializer " + quoteUntrusted(t.name) + where;
     if (!initializerNames.insert(t.name).second)
       return fail(label + " is defined twice");
     // Sharing a name with a graph input is how IR version 3 declares an
@@ -1536,7 +1500,7 @@ bool Verifier::verifyGraph(const Graph &g, const Names *outer,
   auto nodeLabel = [&](size_t i) {
     const Node &n = g.nodes[i];
     std::string label =
-        n.name.empty() ? "node #" + std::to_string(i) : "node " + quote(n.name);
+        n.name.empty() ? "node #" + std::to_string(i) : "node " + quoteUntrusted(n.name);
     if (!n.opType.empty())
       label += " (" + std::string(n.opType.substr(0, 80)) + ")";
     return label + where;
@@ -1551,17 +1515,17 @@ bool Verifier::verifyGraph(const Graph &g, const Names *outer,
         continue;
       auto [it, inserted] = producer.emplace(out, i);
       if (!inserted)
-        return fail(nodeLabel(i) + " writes " + quote(out) + ", which " +
+        return fail(nodeLabel(i) + " writes " + quoteUntrusted(out) + ", which " +
                     (it->second == i
                          ? std::string("it also writes")
                          : nodeLabel(it->second) + " already writes") +
                     " (names must be unique: SSA)");
       if (local.defined.count(out))
-        return fail(nodeLabel(i) + " writes " + quote(out) +
+        return fail(nodeLabel(i) + " writes " + quoteUntrusted(out) +
                     ", which is already a graph input or initializer (names "
                     "must be unique: SSA)");
       if (enclosingDefines(out))
-        return fail(nodeLabel(i) + " writes " + quote(out) +
+        return fail(nodeLabel(i) + " writes " + quoteUntrusted(out) +
                     ", which an enclosing graph already defines (names must "
                     "be unique: SSA)");
     }
@@ -1573,22 +1537,22 @@ bool Verifier::verifyGraph(const Graph &g, const Names *outer,
     if (node.opType.empty())
       return fail(label + " has an empty op_type");
     if (!opsets.count(normalizeDomain(node.domain)))
-      return fail(label + " uses domain " + quote(node.domain) +
+      return fail(label + " uses domain " + quoteUntrusted(node.domain) +
                   ", which opset_import does not import");
     for (const std::string &in : node.inputs) {
       if (in.empty() || local.visible(in))
         continue;
       if (local.isSparse(in))
-        return fail(label + " reads sparse initializer " + quote(in) +
+        return fail(label + " reads sparse initializer " + quoteUntrusted(in) +
                     "; llq does not support sparse tensors");
       auto it = producer.find(in);
       if (it != producer.end())
-        return fail(label + " reads " + quote(in) + ", which " +
+        return fail(label + " reads " + quoteUntrusted(in) + ", which " +
                     (it->second == i ? std::string("it writes itself")
                                      : "only the later " +
                                            nodeLabel(it->second) + " defines") +
                     "; nodes must be topologically sorted");
-      return fail(label + " reads " + quote(in) +
+      return fail(label + " reads " + quoteUntrusted(in) +
                   ", which no earlier node, initializer or graph input " +
                   "defines");
     }
@@ -1604,7 +1568,7 @@ bool Verifier::verifyGraph(const Graph &g, const Names *outer,
     if (v.name.empty())
       return fail("graph output #" + std::to_string(i) + where +
                   " has no name");
-    std::string label = "graph output " + quote(v.name) + where;
+    std::string label = "graph output " + quoteUntrusted(v.name) + where;
     if (!local.visible(v.name))
       return fail(label + (local.isSparse(v.name)
                                ? " is a sparse initializer; llq does not "
@@ -1615,7 +1579,7 @@ bool Verifier::verifyGraph(const Graph &g, const Names *outer,
       return false;
   }
   for (const ValueInfo &v : g.valueInfo)
-    if (!verifyValueInfo(v, "value_info " + quote(v.name) + where))
+    if (!verifyValueInfo(v, "value_info " + quoteUntrusted(v.name) + where))
       return false;
   return true;
 }
