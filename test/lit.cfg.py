@@ -29,7 +29,13 @@ llvm_config.use_default_substitutions()
 tool_dirs = [config.llq_tools_dir, config.llvm_tools_dir]
 # `not` and `count` at the start of a command are found on PATH.
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-llvm_config.add_tool_substitutions(["llq-opt", "llq-import", "llq-run"], tool_dirs)
+llvm_config.add_tool_substitutions(["llq-opt", "llq-import", "llq-run", "llq-compile"],
+                                   tool_dirs)
+
+# Assembling kernels into cubins needs the CUDA toolkit's ptxas (not a GPU).
+if (os.environ.get("LLQ_PTXAS") or shutil.which("ptxas")
+        or os.path.exists("/usr/local/cuda/bin/ptxas")):
+    config.available_features.add("ptxas")
 
 # Tests that need the Python reference stack (numpy) declare REQUIRES: numpy.
 try:

@@ -31,3 +31,8 @@ def llq_import():
 @pytest.fixture(scope="session")
 def llq_run():
     return tool("llq-run")
+
+
+@pytest.fixture(scope="session")
+def llq_compile():
+    return tool("llq-compile")

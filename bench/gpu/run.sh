@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds and runs the quantized GEMM benchmark (qgemm_bench.cpp) on a machine
+# with an NVIDIA GPU and the CUDA toolkit; no LLVM/MLIR needed. See README.md.
+#
+#   bench/gpu/run.sh [KERNEL_DIR] [qgemm_bench options...]
+#
+# KERNEL_DIR (default build/gpu-kernels) is what
+# `llq-compile --kernels=... -o KERNEL_DIR` wrote on a machine with the llq
+# build (scripts/gpu-kernels.sh makes the default set). The script compiles
+# the bench and the runtime with the host compiler, checks the C API on a
+# PTX-only copy of the kernels (the driver's JIT path), then checks and times
+# every kernel against the CPU reference and cuBLAS.
+# Environment: CUDA_HOME (default /usr/local/cuda), CXX (default g++),
+# BUILD_DIR (default build/gpu-bench).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+CXX="${CXX:-g++}"
+BUILD_DIR="${BUILD_DIR:-build/gpu-bench}"
+mkdir -p "$BUILD_DIR"
+
+KERNEL_DIR=build/gpu-kernels
+if [[ $# -gt 0 && "$1" != -* ]]; then
+  KERNEL_DIR="$1"
+  shift
+fi
+if [[ ! -f "$KERNEL_DIR/kernels.txt" ]]; then
+  echo "run.sh: $KERNEL_DIR/kernels.txt not found; generate the kernels with" >&2
+  echo "  scripts/gpu-kernels.sh $KERNEL_DIR" >&2
+  echo "on a machine with the llq build (see bench/gpu/README.md)" >&2
+  exit 2
+fi
+
+SOURCES=(
+  runtime/cuda/CApi.cpp
+  runtime/cuda/CudaDriver.cpp
+  runtime/cuda/KernelLibrary.cpp
+  runtime/cuda/KernelManifest.cpp
+  lib/Quant/GpuLayout.cpp
+  lib/Quant/Half.cpp
+  lib/Quant/Packing.cpp
+  bench/gpu/qgemm_bench.cpp
+)
+CXXFLAGS=(-std=c++17 -O2 -march=native -Iinclude -Iruntime/cuda/include
+          -I"$CUDA_HOME/include")
+
+echo "== compiling qgemm_bench ($CXX, ${#SOURCES[@]} sources, 16 jobs)"
+pids=()
+objs=()
+for src in "${SOURCES[@]}"; do
+  obj="$BUILD_DIR/$(echo "$src" | tr / _).o"
+  objs+=("$obj")
+  "$CXX" "${CXXFLAGS[@]}" -c "$src" -o "$obj" &
+  pids+=($!)
+  while [[ $(jobs -rp | wc -l) -ge 16 ]]; do sleep 0.1; done
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+"$CXX" "${objs[@]}" -o "$BUILD_DIR/qgemm_bench" \
+  -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" \
+  -lcublas -lcudart -ldl -lpthread
+
+# The C API, compiled as C, on a PTX-only copy of the kernels (driver JIT),
+# with the first 4-bit decode kernel for one row.
+SMOKE_RC=0
+smoke=$(awk '$1 == "kernel" && / kind=decode / && / bits=4 / && / mtile=1 / {
+  for (i = 3; i <= NF; ++i) { split($i, kv, "="); v[kv[1]] = kv[2] }
+  print $2, v["n"], v["k"], v["group"]; exit }' "$KERNEL_DIR/kernels.txt")
+if [[ -n $smoke ]]; then
+  PTX_DIR="$BUILD_DIR/ptx-only"
+  mkdir -p "$PTX_DIR"
+  cp "$KERNEL_DIR/kernels.ptx" "$PTX_DIR/"
+  grep -v '^module sm_' "$KERNEL_DIR/kernels.txt" > "$PTX_DIR/kernels.txt"
+  "${CC:-gcc}" -std=c99 -O2 -Iruntime/cuda/include \
+    -c bench/gpu/capi_smoke.c -o "$BUILD_DIR/capi_smoke.o"
+  runtime_objs=()
+  for obj in "${objs[@]}"; do
+    [[ $obj == *runtime_cuda_* ]] && runtime_objs+=("$obj")
+  done
+  "$CXX" "$BUILD_DIR/capi_smoke.o" "${runtime_objs[@]}" \
+    -o "$BUILD_DIR/capi_smoke" -ldl
+  echo "== C API on $PTX_DIR: $smoke"
+  # shellcheck disable=SC2086
+  "$BUILD_DIR/capi_smoke" "$PTX_DIR" $smoke || SMOKE_RC=$?
+fi
+
+echo "== running $BUILD_DIR/qgemm_bench $KERNEL_DIR $*"
+BENCH_RC=0
+"$BUILD_DIR/qgemm_bench" "$KERNEL_DIR" "$@" || BENCH_RC=$?
+if [[ $BENCH_RC != 0 ]]; then exit $BENCH_RC; fi
+exit $SMOKE_RC

@@ -1,0 +1,97 @@
+//===- QGemmKernels.h - Generated quantized GEMM kernels --------*- C++ -*-===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// llq generates one fused dequantize + GEMM kernel per quantized layer shape
+// and batch regime, as MLIR (scf / gpu / nvgpu / vector / arith / memref)
+// that MLIR's NVVM path and LLVM's NVPTX backend compile to PTX and cubins.
+//
+//  * decode (M <= 16): a split-K skinny GEMM. Each thread owns one output
+//    row n and a contiguous range of 128-bit chunks of one K split; it loads
+//    each chunk once (16 bytes, coalesced across the warp), turns codes into
+//    f16 with the bit trick of GpuLayout.h, and multiplies them with all M
+//    activation rows. Splits combine with atomic f32 adds, so y must be
+//    zeroed before a launch with splitK > 1.
+//  * prefill (large M): tensor-core mma.sync m16n8k16 tiles fed by
+//    ldmatrix, the weight tile dequantized on the way from global memory,
+//    the activation tile staged by cp.async.
+//
+// Every kernel reads the k-chunk weight layout and [G][N] f16 group
+// constants (llq/Quant/GpuLayout.h). Activations are f16, row-major M x K;
+// results are f32, row-major M x N.
+//
+// Kernel ABI (what a launcher passes): the gpu.func arguments in order
+//   x: memref<?xf16> (decode: memref<?xvector<8xf16>>, 16-byte loads),
+//   w: memref<?xvector<4xi32>>, scales: memref<?xf16>,
+//   biases: memref<?xf16>, y: memref<?xf32>, m: i32
+// each memref expanded by the NVVM lowering into five parameters
+// (allocated ptr, aligned ptr, i64 offset, i64 size, i64 stride), so a
+// launch takes 26 parameters. Kernels read only the aligned pointers (offset
+// 0, stride 1); sizes are informational and never bound accesses, which
+// the shapes a kernel is specialized on and m determine.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LLQ_CONVERSION_LLQTOGPU_QGEMMKERNELS_H
+#define LLQ_CONVERSION_LLQTOGPU_QGEMMKERNELS_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace llq::gpu {
+
+enum class QGemmKind { Decode, Prefill };
+
+/// What one generated kernel is specialized on.
+struct QGemmSpec {
+  QGemmKind kind = QGemmKind::Decode;
+  int bits = 4;
+  int64_t n = 0, k = 0;
+  int64_t group = 128;
+  /// Decode: the largest M the kernel handles (its accumulators per thread).
+  int mTile = 1;
+  /// Decode: K splits (grid.y); 0 picks one from the shape.
+  int splitK = 0;
+
+  /// Fills splitK when 0 and checks the shape; returns "" or why the
+  /// kernel cannot be generated.
+  std::string finalize();
+  /// A symbol name unique to the specialization, e.g.
+  /// llq_qgemv_w4_g128_n4096_k4096_m1_s16.
+  std::string kernelName() const;
+};
+
+/// How to launch a generated kernel.
+struct QGemmLaunch {
+  std::string name;
+  std::array<int64_t, 3> grid{1, 1, 1}, block{1, 1, 1};
+  int64_t sharedBytes = 0;
+  /// Whether y accumulates (atomics) and must be zeroed first.
+  bool accumulates = false;
+};
+
+/// Launch configuration of \p spec (finalized) for \p m rows.
+QGemmLaunch qgemmLaunch(const QGemmSpec &spec, int64_t m);
+
+/// Builds the decode kernel of \p spec as a host function holding an
+/// scf.parallel nest (blocks x threads, with GPU mapping attributes) whose
+/// body reads and writes the ABI's memrefs. The nest runs on the CPU as is
+/// (the kernels' CPU tests JIT it) and maps to a gpu.launch with
+/// `convert-parallel-loops-to-gpu`. Returns the func.func.
+mlir::Operation *buildDecodeLoopNest(mlir::OpBuilder &b, mlir::ModuleOp module,
+                                     const QGemmSpec &spec);
+
+/// Builds the prefill kernel of \p spec directly as a gpu.func in
+/// \p gpuModule (tensor-core instructions have no CPU form).
+mlir::Operation *buildPrefillKernel(mlir::OpBuilder &b, mlir::Operation *gpuModule,
+                                    const QGemmSpec &spec);
+
+} // namespace llq::gpu
+
+#endif // LLQ_CONVERSION_LLQTOGPU_QGEMMKERNELS_H

@@ -1,0 +1,29 @@
+//===- Internal.h - Shared pieces of the LLQToGPU kernels --------*- C++ -*-===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LLQ_LIB_CONVERSION_LLQTOGPU_INTERNAL_H
+#define LLQ_LIB_CONVERSION_LLQTOGPU_INTERNAL_H
+
+#include "llq/Conversion/LLQToGPU/QGemmKernels.h"
+
+namespace llq::gpu {
+
+/// Launch configuration of a finalized prefill spec for \p m rows.
+QGemmLaunch prefillLaunch(const QGemmSpec &spec, int64_t m);
+
+/// Checks a prefill spec's shape (beyond what every kernel needs); returns
+/// "" or why the prefill kernel cannot be generated for it.
+std::string prefillUnsupportedReason(const QGemmSpec &spec);
+
+/// Threads per block of the decode kernel.
+int64_t decodeBlockSize();
+
+/// 128-bit chunks each K split of a finalized decode spec covers.
+int64_t decodeChunksPerSplit(const QGemmSpec &spec);
+
+} // namespace llq::gpu
+
+#endif // LLQ_LIB_CONVERSION_LLQTOGPU_INTERNAL_H

@@ -1,0 +1,242 @@
+//===- Pipeline.cpp - From kernel specs to PTX and cubins -----------------===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "llq/Conversion/LLQToGPU/Pipeline.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "llvm/ADT/BitVector.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdlib>
+#include <mutex>
+
+using namespace mlir;
+
+namespace llq::gpu {
+
+void registerKernelCompilation(DialectRegistry &registry) {
+  static std::once_flag passes;
+  std::call_once(passes, [] { registerAllPasses(); });
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+}
+
+namespace {
+
+/// Runs \p pipeline (the passes, without the anchor) on \p op.
+LogicalResult runPipeline(Operation *op, StringRef pipeline) {
+  PassManager pm(op->getContext(), op->getName().getStringRef());
+  std::string error;
+  llvm::raw_string_ostream os(error);
+  if (failed(parsePassPipeline(pipeline, pm, os)))
+    return op->emitError("invalid kernel pipeline '") << pipeline << "': "
+                                                       << os.str();
+  return pm.run(op);
+}
+
+/// Moves the kernel outlined from \p host's launch into \p target, with the
+/// arguments of \p host (the ABI) in their order, named \p name.
+LogicalResult adoptOutlinedKernel(ModuleOp scratch, func::FuncOp host,
+                                  ::mlir::gpu::GPUModuleOp target,
+                                  StringRef name) {
+  ::mlir::gpu::LaunchFuncOp launch;
+  int launches = 0;
+  host.walk([&](::mlir::gpu::LaunchFuncOp op) {
+    launch = op;
+    ++launches;
+  });
+  if (launches != 1)
+    return host.emitError("expected the loop nest to map to one kernel "
+                          "launch, got ")
+           << launches;
+  auto kernel = SymbolTable::lookupNearestSymbolFrom<::mlir::gpu::GPUFuncOp>(
+      scratch, launch.getKernel());
+  if (!kernel)
+    return host.emitError("outlined kernel not found");
+
+  // Which host (ABI) argument each outlined argument is; captured constants
+  // are rematerialized inside the kernel.
+  Block &body = kernel.getBody().front();
+  OpBuilder inside(&body, body.begin());
+  SmallVector<int> abiIndex;
+  for (auto [i, operand] : llvm::enumerate(launch.getKernelOperands())) {
+    if (Operation *def = operand.getDefiningOp();
+        def && def->hasTrait<OpTrait::ConstantLike>()) {
+      body.getArgument(i).replaceAllUsesWith(
+          inside.clone(*def)->getResult(0));
+      abiIndex.push_back(-1);
+      continue;
+    }
+    auto arg = dyn_cast<BlockArgument>(operand);
+    if (!arg || arg.getOwner() != &host.getBody().front())
+      return host.emitError("kernel captures a value that is not a kernel "
+                            "argument: ")
+             << operand;
+    abiIndex.push_back(arg.getArgNumber());
+  }
+
+  // Append the ABI arguments, rewire, drop the outlined ones.
+  unsigned old = kernel.getNumArguments();
+  for (auto [i, type] : llvm::enumerate(host.getArgumentTypes()))
+    kernel.insertArgument(old + i, type, {}, host.getLoc());
+  for (unsigned i = 0; i < old; ++i)
+    if (abiIndex[i] >= 0)
+      body.getArgument(i).replaceAllUsesWith(
+          body.getArgument(old + abiIndex[i]));
+  llvm::BitVector erase(kernel.getNumArguments());
+  erase.set(0, old);
+  kernel.eraseArguments(erase);
+
+  OpBuilder b(target.getBody(), target.getBody()->begin());
+  auto moved = cast<::mlir::gpu::GPUFuncOp>(b.clone(*kernel));
+  moved.setName(name);
+  return success();
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> buildKernelModule(MLIRContext &ctx,
+                                        ArrayRef<QGemmSpec> specs) {
+  ctx.loadAllAvailableDialects();
+  OpBuilder b(&ctx);
+  Location loc = b.getUnknownLoc();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  (*module)->setAttr(::mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+                     b.getUnitAttr());
+  b.setInsertionPointToEnd(module->getBody());
+  auto kernels = b.create<::mlir::gpu::GPUModuleOp>(loc, kKernelModuleName);
+
+  for (const QGemmSpec &spec : specs) {
+    if (spec.kind == QGemmKind::Prefill) {
+      if (!buildPrefillKernel(b, kernels, spec))
+        return nullptr;
+      continue;
+    }
+    OwningOpRef<ModuleOp> scratch = ModuleOp::create(loc);
+    auto host = cast<func::FuncOp>(buildDecodeLoopNest(b, *scratch, spec));
+    if (failed(runPipeline(*scratch,
+                           "convert-parallel-loops-to-gpu,"
+                           "gpu-kernel-outlining,lower-affine,canonicalize")))
+      return nullptr;
+    if (failed(adoptOutlinedKernel(*scratch, host, kernels,
+                                   spec.kernelName())))
+      return nullptr;
+  }
+  if (failed(mlir::verify(*module)))
+    return nullptr;
+  return module;
+}
+
+FailureOr<std::string> lowerKernelsToPtx(ModuleOp kernels, StringRef chip) {
+  OwningOpRef<ModuleOp> module(cast<ModuleOp>(kernels->clone()));
+  std::string pipeline =
+      "gpu.module(convert-scf-to-cf,lower-affine,convert-vector-to-llvm),"
+      "convert-nvgpu-to-nvvm,"
+      "gpu.module(convert-gpu-to-nvvm{index-bitwidth=64},canonicalize,cse,"
+      "reconcile-unrealized-casts),"
+      "nvvm-attach-target{chip=" +
+      chip.str() +
+      " O=3},"
+      "gpu-module-to-binary{format=isa}";
+  if (failed(runPipeline(*module, pipeline)))
+    return failure();
+  auto binary = module->lookupSymbol<::mlir::gpu::BinaryOp>(kKernelModuleName);
+  if (!binary || binary.getObjects().size() != 1)
+    return kernels.emitError("lowering produced no PTX");
+  auto object = cast<::mlir::gpu::ObjectAttr>(binary.getObjects()[0]);
+  // The serializer keeps the C string's terminator; PTX is text.
+  return object.getObject().getValue().rtrim('\0').str();
+}
+
+namespace {
+std::string findPtxas() {
+  if (const char *p = std::getenv("LLQ_PTXAS"))
+    return p;
+  if (const char *home = std::getenv("CUDA_HOME")) {
+    std::string p = std::string(home) + "/bin/ptxas";
+    if (llvm::sys::fs::can_execute(p))
+      return p;
+  }
+  if (llvm::sys::fs::can_execute("/usr/local/cuda/bin/ptxas"))
+    return "/usr/local/cuda/bin/ptxas";
+  if (auto p = llvm::sys::findProgramByName("ptxas"))
+    return *p;
+  return "";
+}
+} // namespace
+
+llvm::Expected<Cubin> assemblePtx(StringRef ptx, StringRef chip) {
+  std::string ptxas = findPtxas();
+  if (ptxas.empty())
+    return llvm::createStringError(
+        "ptxas not found: set LLQ_PTXAS or CUDA_HOME, or install the CUDA "
+        "toolkit in /usr/local/cuda");
+  llvm::SmallString<128> in, out, log;
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-kernels", "ptx", in))
+    return llvm::errorCodeToError(ec);
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-kernels", "cubin", out))
+    return llvm::errorCodeToError(ec);
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-ptxas", "log", log))
+    return llvm::errorCodeToError(ec);
+  auto cleanup = llvm::make_scope_exit([&] {
+    llvm::sys::fs::remove(in);
+    llvm::sys::fs::remove(out);
+    llvm::sys::fs::remove(log);
+  });
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(in, ec);
+    if (ec)
+      return llvm::errorCodeToError(ec);
+    os << ptx;
+  }
+  std::string arch = "-arch=" + chip.str();
+  llvm::SmallVector<StringRef> args = {ptxas, arch, "-O3", "-v",
+                                       in,    "-o", out};
+  std::optional<StringRef> redirects[] = {std::nullopt, log.str(), log.str()};
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects, 0, 0,
+                                     &message);
+  auto report = llvm::MemoryBuffer::getFile(log);
+  std::string text = report ? (*report)->getBuffer().str() : "";
+  if (rc != 0)
+    return llvm::createStringError("ptxas " + arch + " failed (" +
+                                   (message.empty() ? "exit " +
+                                                          std::to_string(rc)
+                                                    : message) +
+                                   "):\n" + text);
+  auto cubin = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
+  if (!cubin)
+    return llvm::errorCodeToError(cubin.getError());
+  return Cubin{(*cubin)->getBuffer().str(), text};
+}
+
+LogicalResult lowerLoopNestsForHost(ModuleOp module) {
+  return runPipeline(module,
+                     "convert-scf-to-cf,lower-affine,"
+                     "convert-vector-to-llvm,finalize-memref-to-llvm,"
+                     "convert-arith-to-llvm,convert-cf-to-llvm,"
+                     "convert-func-to-llvm,reconcile-unrealized-casts");
+}
+
+} // namespace llq::gpu

@@ -1,0 +1,107 @@
+//===- KernelManifest.h - The kernels.txt of a generated kernel dir -*- C++
+//-*-===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// `llq-compile --kernels=... -o DIR` writes a directory with the generated
+// quantized GEMM kernels as PTX and cubins and a manifest, kernels.txt, that
+// says which module file serves which architecture and how to launch each
+// kernel. One entry a line; '#' starts a comment:
+//
+//   module sm_90 kernels.sm_90.cubin
+//   module ptx kernels.ptx
+//   kernel <name> kind=decode bits=4 n=4096 k=4096 group=128 mtile=1
+//          splitk=16 block=128,1,1 smem=0 accumulate=1
+//   kernel <name> kind=prefill bits=4 n=4096 k=4096 group=128 tile_m=128
+//          tile_n=128 block=256,1,1 smem=49152 accumulate=0
+//
+// (each kernel on one line). Grids follow from the kind: decode kernels run
+// (ceil(n / block.x), splitk, 1) blocks and handle any m <= mtile; prefill
+// kernels run (ceil(n / tile_n), ceil(m / tile_m), 1). smem is the dynamic
+// shared memory to pass at launch; accumulate=1 means the kernel adds into
+// y with atomics, so y must be zeroed first.
+//
+// Keys a reader does not know are kept (in `extra`) and otherwise ignored, so
+// older runtimes read newer manifests; malformed lines are errors naming
+// the file and line.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LLQ_RUNTIME_CUDA_KERNELMANIFEST_H
+#define LLQ_RUNTIME_CUDA_KERNELMANIFEST_H
+
+#include "llq/Runtime/Cuda/CudaDriver.h"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llq::rt::cuda {
+
+enum class QGemmKernelKind { Decode, Prefill };
+
+/// "decode" or "prefill".
+const char *kindName(QGemmKernelKind kind);
+
+struct ManifestModule {
+  /// "sm_NN" for a cubin, "ptx" for PTX.
+  std::string arch;
+  /// File name, relative to the manifest's directory.
+  std::string file;
+  int line = 0;
+
+  bool isPtx() const { return arch == "ptx"; }
+  /// NN of sm_NN (e.g. 90), or 0 for PTX.
+  int smVersion() const;
+};
+
+struct ManifestKernel {
+  std::string name;
+  QGemmKernelKind kind = QGemmKernelKind::Decode;
+  int bits = 4;
+  int64_t n = 0, k = 0, group = 0;
+  /// Decode: the largest m handled, and the K splits (grid.y).
+  int64_t mTile = 0, splitK = 1;
+  /// Prefill: the output tile each block computes.
+  int64_t tileM = 0, tileN = 0;
+  std::array<uint32_t, 3> block{1, 1, 1};
+  uint32_t sharedBytes = 0;
+  bool accumulate = false;
+  /// Keys this reader does not interpret.
+  std::map<std::string, std::string> extra;
+  int line = 0;
+
+  int64_t groups() const { return (k + group - 1) / group; }
+  /// Whether the kernel computes an m-row product.
+  bool handles(int64_t m) const {
+    return m > 0 && (kind == QGemmKernelKind::Prefill || m <= mTile);
+  }
+  /// Launch grid for m rows (m must be handled).
+  std::array<uint32_t, 3> grid(int64_t m) const;
+};
+
+struct KernelManifest {
+  std::vector<ManifestModule> modules;
+  std::vector<ManifestKernel> kernels;
+  /// Directory the manifest was read from ("" when parsed from text).
+  std::string directory;
+
+  /// The kernel called \p name, or nullptr.
+  const ManifestKernel *find(std::string_view name) const;
+
+  /// Parses manifest text; \p source names it in diagnostics
+  /// ("<source>:<line>: <problem>").
+  static Expected<KernelManifest>
+  parse(std::string_view text, std::string_view source = "kernels.txt");
+  /// Reads and parses <directory>/kernels.txt.
+  static Expected<KernelManifest> load(const std::string &directory);
+};
+
+} // namespace llq::rt::cuda
+
+#endif // LLQ_RUNTIME_CUDA_KERNELMANIFEST_H
