@@ -77,6 +77,6 @@ def test_pack_step_matches_bitstream(llq_opt, llq_compile, model, tmp_path,
         np.testing.assert_array_equal(gpu[layer + ".biases"].astype(np.float64),
                                       (1024.0 + zeros).T)
         line = next(l for l in table.splitlines() if l.startswith(f"layer {layer} "))
-        for key in ("decode", "decode16", "prefill"):
+        for key in ("decode1", "decode16", "prefill"):
             kernel = re.search(rf" {key}=(\S+)", line).group(1)
             assert f"kernel {kernel} " in manifest

@@ -69,7 +69,8 @@ static cl::opt<std::string>
                        "cuda-sm89, cuda-sm90"));
 static cl::opt<std::string>
     decodeRowsArg("decode-rows", cl::init("1,16"), cl::cat(category),
-                  cl::desc("Row counts (1-16) to build decode kernels for"));
+                  cl::desc("Row counts (1-64) to build decode kernels for; "
+                           "above 4 they run on tensor cores"));
 static cl::opt<bool> noPrefill("no-prefill", cl::cat(category),
                                cl::desc("Build no tensor-core prefill kernels"));
 static cl::opt<std::string> outputDir("o", cl::cat(category),
@@ -187,7 +188,8 @@ void writeDirectory(const std::string &dir,
 struct GpuLayer {
   std::string name;
   LayerShape shape;
-  std::string decode, decode16, prefill;
+  std::vector<std::pair<int, std::string>> decode; ///< (rows, kernel)
+  std::string prefill;
 };
 
 /// Looks through the model's llq.qlinear ops, adds their kernels to
@@ -273,7 +275,7 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
       return;
     }
 
-    GpuLayer layer{name, {bits, group, n, k}, "", "", ""};
+    GpuLayer layer{name, {bits, group, n, k}, {}, ""};
     auto add = [&](gpu::QGemmSpec spec) -> std::string {
       if (std::string why = spec.finalize(); !why.empty()) {
         error() << "no GPU kernel for this layer: " << why;
@@ -294,11 +296,7 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
       spec.kind = gpu::QGemmKind::Decode;
       spec.mTile = rows;
       spec.splitK = 0;
-      std::string kernel = add(spec);
-      if (rows == 1)
-        layer.decode = kernel;
-      else
-        layer.decode16 = kernel;
+      layer.decode.emplace_back(rows, add(spec));
     }
     if (!noPrefill) {
       spec.kind = gpu::QGemmKind::Prefill;
@@ -316,17 +314,15 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
 
 std::string layerTable(const std::vector<GpuLayer> &layers) {
   std::string s = "# llq layers: name, shape, tensors in weights.safetensors, "
-                  "kernels (decode: M = 1, decode16: M <= 16, prefill)\n";
+                  "kernels (decode<R>: M <= R, prefill: any M)\n";
   raw_string_ostream os(s);
   for (const GpuLayer &l : layers) {
     os << "layer " << l.name << " bits=" << l.shape.bits
        << " group=" << l.shape.group << " n=" << l.shape.n
        << " k=" << l.shape.k << " w=" << l.name << ".w scales=" << l.name
        << ".scales biases=" << l.name << ".biases";
-    if (!l.decode.empty())
-      os << " decode=" << l.decode;
-    if (!l.decode16.empty())
-      os << " decode16=" << l.decode16;
+    for (const auto &[rows, kernel] : l.decode)
+      os << " decode" << rows << "=" << kernel;
     if (!l.prefill.empty())
       os << " prefill=" << l.prefill;
     os << "\n";
@@ -365,8 +361,8 @@ int main(int argc, char **argv) {
   StringRef(decodeRowsArg).split(rowTexts, ',', -1, false);
   for (StringRef r : rowTexts) {
     int rows;
-    if (r.trim().getAsInteger(10, rows) || rows < 1 || rows > 16)
-      fail("--decode-rows entry '" + r + "' is not a row count in 1..16");
+    if (r.trim().getAsInteger(10, rows) || rows < 1 || rows > 64)
+      fail("--decode-rows entry '" + r + "' is not a row count in 1..64");
     decodeRows.push_back(rows);
   }
 

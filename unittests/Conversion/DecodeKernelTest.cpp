@@ -152,9 +152,10 @@ INSTANTIATE_TEST_SUITE_P(
         // Exact arithmetic: small integer activations, power-of-two scales.
         Case{4, 96, 256, 64, 3, 2, 3, true},
         Case{2, 130, 512, 128, 1, 1, 1, true},
-        Case{8, 64, 192, 64, 8, 3, 5, true},
+        Case{8, 64, 192, 64, 4, 3, 3, true},
         // Random f16 data; SmolLM2's 576-wide layer with its short group.
-        Case{4, 200, 576, 128, 16, 0, 11, false},
+        Case{4, 200, 576, 128, 4, 0, 4, false},
+        Case{4, 64, 4096, 128, 2, 0, 1, false},
         Case{4, 192, 576, 128, 1, 0, 1, false},
         Case{8, 40, 1536, 128, 4, 0, 4, false},
         Case{2, 72, 384, 128, 2, 0, 2, false}));
@@ -173,8 +174,24 @@ TEST(DecodeKernelSpec, RejectsShapesTheLayoutCannotHold) {
   spec.group = 48;
   EXPECT_NE(spec.finalize().find("group 48"), std::string::npos);
   spec.group = 64;
-  spec.mTile = 17;
-  EXPECT_NE(spec.finalize().find("1 to 16 rows"), std::string::npos);
+  spec.mTile = 65;
+  EXPECT_NE(spec.finalize().find("1 to 64 rows"), std::string::npos);
+}
+
+TEST(DecodeKernelSpec, MoreThanFourRowsUseTensorCores) {
+  gpu::QGemmSpec spec;
+  spec.n = 4096;
+  spec.k = 4096;
+  spec.mTile = 16;
+  ASSERT_EQ(spec.finalize(), "");
+  EXPECT_EQ(spec.kernelName().rfind("llq_qgemv_tc_w4_g128_n4096_k4096_m16_s", 0),
+            0u);
+  // Splits cover quads of chunks (128 chunks: 32 quads), no empty split.
+  int64_t per = (32 + spec.splitK - 1) / spec.splitK;
+  EXPECT_LT((spec.splitK - 1) * per, 32);
+  gpu::QGemmLaunch l = gpu::qgemmLaunch(spec, 16);
+  EXPECT_EQ(l.grid[0], 4096 / 64);
+  EXPECT_EQ(l.block[0], 128);
 }
 
 TEST(DecodeKernelSpec, SplitsKWithoutEmptySplits) {

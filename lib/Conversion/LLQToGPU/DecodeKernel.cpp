@@ -167,61 +167,80 @@ void DecodeBuilder::build(func::FuncOp func) {
 
   Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0));
   SmallVector<Value> init(spec.mTile, zero);
-  auto loop = b.create<scf::ForOp>(loc, first, last, index(1), init);
+  // The chunk loop is unrolled by `unroll` so each thread has that many
+  // 128-bit loads in flight; chunks past the split's end re-read its first
+  // chunk and contribute zero, which keeps the body straight-line.
+  const int64_t unroll = spec.mTile <= 4 ? 4 : 2;
+  auto loop = b.create<scf::ForOp>(loc, first, last, index(unroll), init);
   b.setInsertionPointToStart(loop.getBody());
   Value c = loop.getInductionVar();
 
-  Value wIdx =
-      b.create<arith::AddIOp>(loc, b.create<arith::MulIOp>(loc, c, index(n)), row);
-  Value wv = b.create<memref::LoadOp>(loc, w, wIdx);
-  Value g = b.create<arith::DivUIOp>(
-      loc, b.create<arith::MulIOp>(loc, c, index(chunkCodes)), index(group));
-  Value gIdx =
-      b.create<arith::AddIOp>(loc, b.create<arith::MulIOp>(loc, g, index(n)), row);
-  Value scale = b.create<arith::ExtFOp>(
-      loc, f32, b.create<memref::LoadOp>(loc, scales, gIdx).getResult());
-  Value bias = b.create<vector::BroadcastOp>(
-      loc, v8f16, b.create<memref::LoadOp>(loc, biases, gIdx).getResult());
-
-  // d[j]: the codes at shift j of all four words, minus the bias; element
-  // 2*word + e holds local code word * perWord + 2j + e.
-  const int64_t mask = ((int64_t(1) << bits) - 1) * 0x00010001;
-  Value maskV = splatI32(mask, v4i32), magic = splatI32(0x64006400, v4i32);
-  SmallVector<Value> d;
-  for (int64_t j = 0; j < pairs; ++j) {
-    Value t = wv;
-    if (j)
-      t = b.create<arith::ShRUIOp>(loc, t, splatI32(j * bits, v4i32));
-    t = b.create<arith::OrIOp>(loc, b.create<arith::AndIOp>(loc, t, maskV),
-                               magic);
-    Value h = b.create<vector::BitCastOp>(loc, v8f16, t);
-    d.push_back(b.create<arith::SubFOp>(loc, h, bias));
+  struct ChunkLoads {
+    Value chunk, valid, wv, scale, bias;
+  };
+  SmallVector<ChunkLoads> loads;
+  for (int64_t u = 0; u < unroll; ++u) {
+    ChunkLoads l;
+    Value cu = u ? b.create<arith::AddIOp>(loc, c, index(u)).getResult() : c;
+    l.valid = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult, cu, last);
+    l.chunk = u ? b.create<arith::SelectOp>(loc, l.valid, cu, first).getResult()
+                : cu;
+    Value wIdx = b.create<arith::AddIOp>(
+        loc, b.create<arith::MulIOp>(loc, l.chunk, index(n)), row);
+    l.wv = b.create<memref::LoadOp>(loc, w, wIdx);
+    Value g = b.create<arith::DivUIOp>(
+        loc, b.create<arith::MulIOp>(loc, l.chunk, index(chunkCodes)),
+        index(group));
+    Value gIdx = b.create<arith::AddIOp>(
+        loc, b.create<arith::MulIOp>(loc, g, index(n)), row);
+    l.scale = b.create<arith::ExtFOp>(
+        loc, f32, b.create<memref::LoadOp>(loc, scales, gIdx).getResult());
+    l.bias = b.create<vector::BroadcastOp>(
+        loc, v8f16, b.create<memref::LoadOp>(loc, biases, gIdx).getResult());
+    loads.push_back(l);
   }
 
-  Value chunkX = b.create<arith::MulIOp>(loc, c, index(xVecsPerChunk));
+  const int64_t mask = ((int64_t(1) << bits) - 1) * 0x00010001;
+  Value maskV = splatI32(mask, v4i32), magic = splatI32(0x64006400, v4i32);
   Value zero8 = b.create<arith::ConstantOp>(
       loc, DenseElementsAttr::get(v8f16, b.getFloatAttr(f16, 0.0)));
-  SmallVector<Value> next;
-  for (int64_t i = 0; i < spec.mTile; ++i) {
-    Value base = b.create<arith::AddIOp>(loc, xRowBase[i], chunkX);
-    SmallVector<Value> xs;
-    for (int64_t v = 0; v < xVecsPerChunk; ++v)
-      xs.push_back(b.create<memref::LoadOp>(
-          loc, x, ValueRange{b.create<arith::AddIOp>(loc, base, index(v))}));
-    Value part = zero8;
+  SmallVector<Value> next(loop.getRegionIterArgs().begin(),
+                          loop.getRegionIterArgs().end());
+  for (const ChunkLoads &l : loads) {
+    // d[j]: the codes at shift j of all four words, minus the bias; element
+    // 2*word + e holds local code word * perWord + 2j + e.
+    SmallVector<Value> d;
     for (int64_t j = 0; j < pairs; ++j) {
-      SmallVector<Value> p;
-      for (int64_t word = 0; word < 4; ++word) {
-        int64_t e = word * perWord + 2 * j;
-        p.push_back(pair(xs[e / 8], e % 8));
-      }
-      Value x8 = concat(concat(p[0], p[1]), concat(p[2], p[3]));
-      part = b.create<vector::FMAOp>(loc, d[j], x8, part);
+      Value t = l.wv;
+      if (j)
+        t = b.create<arith::ShRUIOp>(loc, t, splatI32(j * bits, v4i32));
+      t = b.create<arith::OrIOp>(loc, b.create<arith::AndIOp>(loc, t, maskV),
+                                 magic);
+      Value h = b.create<vector::BitCastOp>(loc, v8f16, t);
+      d.push_back(b.create<arith::SubFOp>(loc, h, l.bias));
     }
-    Value sum = reduceToF32(part);
-    Value acc = loop.getRegionIterArgs()[i];
-    next.push_back(b.create<arith::AddFOp>(
-        loc, acc, b.create<arith::MulFOp>(loc, sum, scale)));
+    Value scale = b.create<arith::SelectOp>(loc, l.valid, l.scale, zero);
+    Value chunkX = b.create<arith::MulIOp>(loc, l.chunk, index(xVecsPerChunk));
+    for (int64_t i = 0; i < spec.mTile; ++i) {
+      Value base = b.create<arith::AddIOp>(loc, xRowBase[i], chunkX);
+      SmallVector<Value> xs;
+      for (int64_t v = 0; v < xVecsPerChunk; ++v)
+        xs.push_back(b.create<memref::LoadOp>(
+            loc, x, ValueRange{b.create<arith::AddIOp>(loc, base, index(v))}));
+      Value part = zero8;
+      for (int64_t j = 0; j < pairs; ++j) {
+        SmallVector<Value> p;
+        for (int64_t word = 0; word < 4; ++word) {
+          int64_t e = word * perWord + 2 * j;
+          p.push_back(pair(xs[e / 8], e % 8));
+        }
+        Value x8 = concat(concat(p[0], p[1]), concat(p[2], p[3]));
+        part = b.create<vector::FMAOp>(loc, d[j], x8, part);
+      }
+      Value sum = reduceToF32(part);
+      next[i] = b.create<arith::AddFOp>(
+          loc, next[i], b.create<arith::MulFOp>(loc, sum, scale));
+    }
   }
   b.create<scf::YieldOp>(loc, next);
 
@@ -249,6 +268,7 @@ void DecodeBuilder::build(func::FuncOp func) {
 
 Operation *buildDecodeLoopNest(OpBuilder &b, ModuleOp module,
                                const QGemmSpec &spec) {
+  assert(!decodeUsesTensorCores(spec) && "tensor-core specs have no nest");
   OpBuilder::InsertionGuard guard(b);
   Location loc = NameLoc::get(b.getStringAttr(spec.kernelName()));
   auto dynamic = [](Type t) {

@@ -21,8 +21,21 @@ std::string prefillUnsupportedReason(const QGemmSpec &spec);
 /// Threads per block of the decode kernel.
 int64_t decodeBlockSize();
 
-/// 128-bit chunks each K split of a finalized decode spec covers.
+/// What each K split of a finalized decode spec covers: 128-bit chunks for
+/// the CUDA-core kernel, quads of chunks for the tensor-core one.
 int64_t decodeChunksPerSplit(const QGemmSpec &spec);
+
+/// Whether a decode spec uses the tensor-core kernel (more than 4 rows).
+bool decodeUsesTensorCores(const QGemmSpec &spec);
+
+/// Output rows one block of the tensor-core decode kernel computes.
+int64_t decodeMmaRowsPerBlock();
+
+/// Builds the tensor-core decode kernel of \p spec as a gpu.func in
+/// \p gpuModule (DecodeMmaKernel.cpp).
+mlir::Operation *buildDecodeMmaKernel(mlir::OpBuilder &b,
+                                      mlir::Operation *gpuModule,
+                                      const QGemmSpec &spec);
 
 } // namespace llq::gpu
 

@@ -6,6 +6,8 @@
 
 #include "llq/Conversion/LLQToGPU/Pipeline.h"
 
+#include "Internal.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/IRMapping.h"
@@ -130,6 +132,10 @@ OwningOpRef<ModuleOp> buildKernelModule(MLIRContext &ctx,
     if (spec.kind == QGemmKind::Prefill) {
       if (!buildPrefillKernel(b, kernels, spec))
         return nullptr;
+      continue;
+    }
+    if (decodeUsesTensorCores(spec)) {
+      buildDecodeMmaKernel(b, kernels, spec);
       continue;
     }
     OwningOpRef<ModuleOp> scratch = ModuleOp::create(loc);

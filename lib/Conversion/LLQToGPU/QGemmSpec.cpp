@@ -20,6 +20,8 @@ constexpr int64_t kDecodeBlock = 128;
 /// flight, while each thread keeps at least kMinChunksPerThread loads.
 constexpr int64_t kDecodeTargetThreads = 132 * 2048;
 constexpr int64_t kMinChunksPerThread = 4;
+/// The tensor-core decode kernel aims at this many warps (16 rows each).
+constexpr int64_t kDecodeTargetWarps = 132 * 32;
 } // namespace
 
 std::string QGemmSpec::finalize() {
@@ -27,27 +29,39 @@ std::string QGemmSpec::finalize() {
   if (!why.empty())
     return why;
   if (kind == QGemmKind::Decode) {
-    if (mTile < 1 || mTile > 16)
-      return "decode kernels handle 1 to 16 rows, not " +
+    if (mTile < 1 || mTile > 64)
+      return "decode kernels handle 1 to 64 rows, not " +
              std::to_string(mTile);
-    int64_t chunks = k / quant::kChunkCodes(bits);
-    if (splitK <= 0) {
-      int64_t byThreads = (kDecodeTargetThreads + n - 1) / n;
-      int64_t byWork = std::max<int64_t>(1, chunks / kMinChunksPerThread);
-      splitK = static_cast<int>(std::clamp<int64_t>(byThreads, 1, byWork));
+    // The CUDA-core kernel splits K into runs of chunks, one thread per row;
+    // the tensor-core kernel into runs of chunk quads, one warp per 16 rows.
+    const bool tc = decodeUsesTensorCores(*this);
+    int64_t units = k / quant::kChunkCodes(bits);
+    int64_t workers = n;
+    if (tc) {
+      units = (units + 3) / 4;
+      workers = (n + 15) / 16;
     }
-    if (splitK > chunks)
-      splitK = static_cast<int>(chunks);
-    // No empty splits: each takes ceil(chunks / splitK) chunks.
-    int64_t per = (chunks + splitK - 1) / splitK;
-    splitK = static_cast<int>((chunks + per - 1) / per);
+    const int64_t target = tc ? kDecodeTargetWarps : kDecodeTargetThreads;
+    const int64_t minUnits = tc ? 2 : kMinChunksPerThread;
+    if (splitK <= 0) {
+      int64_t byWorkers = (target + workers - 1) / workers;
+      int64_t byWork = std::max<int64_t>(1, units / minUnits);
+      splitK = static_cast<int>(std::clamp<int64_t>(byWorkers, 1, byWork));
+    }
+    if (splitK > units)
+      splitK = static_cast<int>(units);
+    // No empty splits: each takes ceil(units / splitK).
+    int64_t per = (units + splitK - 1) / splitK;
+    splitK = static_cast<int>((units + per - 1) / per);
     return "";
   }
   return prefillUnsupportedReason(*this);
 }
 
 std::string QGemmSpec::kernelName() const {
-  std::string name = kind == QGemmKind::Decode ? "llq_qgemv" : "llq_qgemm";
+  std::string name = kind == QGemmKind::Prefill   ? "llq_qgemm"
+                     : decodeUsesTensorCores(*this) ? "llq_qgemv_tc"
+                                                    : "llq_qgemv";
   name += "_w" + std::to_string(bits) + "_g" + std::to_string(group) + "_n" +
           std::to_string(n) + "_k" + std::to_string(k);
   if (kind == QGemmKind::Decode)
@@ -55,10 +69,15 @@ std::string QGemmSpec::kernelName() const {
   return name;
 }
 
-/// Chunks of one K split of a finalized decode spec.
+bool decodeUsesTensorCores(const QGemmSpec &spec) {
+  return spec.kind == QGemmKind::Decode && spec.mTile > 4;
+}
+
 int64_t decodeChunksPerSplit(const QGemmSpec &spec) {
-  int64_t chunks = spec.k / quant::kChunkCodes(spec.bits);
-  return (chunks + spec.splitK - 1) / spec.splitK;
+  int64_t units = spec.k / quant::kChunkCodes(spec.bits);
+  if (decodeUsesTensorCores(spec))
+    units = (units + 3) / 4;
+  return (units + spec.splitK - 1) / spec.splitK;
 }
 
 int64_t decodeBlockSize() { return kDecodeBlock; }
@@ -68,7 +87,9 @@ QGemmLaunch qgemmLaunch(const QGemmSpec &spec, int64_t m) {
     return prefillLaunch(spec, m);
   QGemmLaunch l;
   l.name = spec.kernelName();
-  l.grid = {(spec.n + kDecodeBlock - 1) / kDecodeBlock, spec.splitK, 1};
+  const int64_t rows =
+      decodeUsesTensorCores(spec) ? decodeMmaRowsPerBlock() : kDecodeBlock;
+  l.grid = {(spec.n + rows - 1) / rows, spec.splitK, 1};
   l.block = {kDecodeBlock, 1, 1};
   l.accumulates = spec.splitK > 1;
   return l;

@@ -8,12 +8,14 @@
 // and batch regime, as MLIR (scf / gpu / nvgpu / vector / arith / memref)
 // that MLIR's NVVM path and LLVM's NVPTX backend compile to PTX and cubins.
 //
-//  * decode (M <= 16): a split-K skinny GEMM. Each thread owns one output
-//    row n and a contiguous range of 128-bit chunks of one K split; it loads
-//    each chunk once (16 bytes, coalesced across the warp), turns codes into
-//    f16 with the bit trick of GpuLayout.h, and multiplies them with all M
-//    activation rows. Splits combine with atomic f32 adds, so y must be
-//    zeroed before a launch with splitK > 1.
+//  * decode (M <= 64): a split-K skinny GEMM. Up to 4 rows, on CUDA cores:
+//    each thread owns one output row n and a contiguous range of 128-bit
+//    chunks of one K split; it loads each chunk once (16 bytes, coalesced
+//    across the warp), turns codes into f16 with the bit trick of
+//    GpuLayout.h, and multiplies them with all M activation rows. From 5 to
+//    64 rows, on tensor cores: W is mma.sync's A operand, fed straight from
+//    the chunk loads (DecodeMmaKernel.cpp). Splits combine with atomic f32
+//    adds, so y must be zeroed before a launch with splitK > 1.
 //  * prefill (large M): tensor-core mma.sync m16n8k16 tiles fed by
 //    ldmatrix, the weight tile dequantized on the way from global memory,
 //    the activation tile staged by cp.async.
@@ -23,7 +25,8 @@
 // results are f32, row-major M x N.
 //
 // Kernel ABI (what a launcher passes): the gpu.func arguments in order
-//   x: memref<?xf16> (decode: memref<?xvector<8xf16>>, 16-byte loads),
+//   x: memref<?xf16> (decode: memref<?xvector<8xf16>> on CUDA cores,
+//      memref<?xvector<4xf16>> on tensor cores: 16- and 8-byte loads),
 //   w: memref<?xvector<4xi32>>, scales: memref<?xf16>,
 //   biases: memref<?xf16>, y: memref<?xf32>, m: i32
 // each memref expanded by the NVVM lowering into five parameters
@@ -54,7 +57,8 @@ struct QGemmSpec {
   int bits = 4;
   int64_t n = 0, k = 0;
   int64_t group = 128;
-  /// Decode: the largest M the kernel handles (its accumulators per thread).
+  /// Decode: the largest M the kernel handles (its accumulators per thread);
+  /// more than 4 selects the tensor-core kernel.
   int mTile = 1;
   /// Decode: K splits (grid.y); 0 picks one from the shape.
   int splitK = 0;
