@@ -2,9 +2,9 @@
 # Generates the kernel set bench/gpu/run.sh checks and times: the LLaMA3-8B
 # layer shapes (q/o 4096x4096, k/v 1024x4096, gate/up 14336x4096, down
 # 4096x14336, lm_head 128256x4096) at W4 g128, and W8 / W2 g128 on two of
-# them; decode kernels for M = 1 (CUDA cores), M <= 8, 16, 64 (tensor cores)
-# and the tensor-core prefill
-# kernel, for sm_90 and sm_80 (PTX fallback from sm_80).
+# them; decode kernels for M = 1 (CUDA cores) and M <= 8, 16, 64 (tensor
+# cores), and the tensor-core prefill kernel, for sm_90 and sm_80 (PTX
+# fallback from sm_80).
 #
 #   scripts/gpu-kernels.sh [OUT_DIR]     (default build/gpu-kernels)
 set -euo pipefail
