@@ -15,6 +15,10 @@ namespace llq::quant {
 
 bool isKChunkBits(int bits) { return bits == 2 || bits == 4 || bits == 8; }
 
+int kChunkContainerBits(int bits) {
+  return bits <= 2 ? 2 : bits <= 4 ? 4 : 8;
+}
+
 std::string kChunkUnsupportedReason(int64_t n, int64_t k, int bits,
                                     int64_t group) {
   if (!isKChunkBits(bits))
@@ -63,10 +67,14 @@ void packKChunk(const uint8_t *codes, int64_t n, int64_t k, int bits,
 }
 
 void repackBitstreamToKChunk(const uint32_t *bitstream, int64_t n, int64_t k,
-                             int bits, uint32_t *out) {
+                             int bits, uint32_t *out, int containerBits) {
   const int64_t words = packedWordsPerRow(k, bits);
   std::vector<uint8_t> row(k);
-  const int64_t chunk = kChunkCodes(bits), perWord = 32 / bits;
+  if (containerBits == 0)
+    containerBits = bits;
+  assert(containerBits >= bits && isKChunkBits(containerBits));
+  const int64_t chunk = kChunkCodes(containerBits),
+                perWord = 32 / containerBits;
   const int64_t chunks = k / chunk;
   for (int64_t r = 0; r < n; ++r) {
     unpackRows(bitstream + r * words, 1, k, bits, row.data());
@@ -76,7 +84,7 @@ void repackBitstreamToKChunk(const uint32_t *bitstream, int64_t n, int64_t k,
         uint32_t word = 0;
         for (int64_t i = 0; i < perWord; ++i)
           word |= uint32_t(row[c * chunk + w * perWord + i])
-                  << codeShift(i, bits);
+                  << codeShift(i, containerBits);
         dst[w] = word;
       }
     }

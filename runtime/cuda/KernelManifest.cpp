@@ -28,9 +28,11 @@ int ManifestModule::smVersion() const {
 }
 
 std::array<uint32_t, 3> ManifestKernel::grid(int64_t m) const {
-  if (kind == QGemmKernelKind::Decode)
-    return {static_cast<uint32_t>((n + block[0] - 1) / block[0]),
+  if (kind == QGemmKernelKind::Decode) {
+    const int64_t rows = tileN > 0 ? tileN : block[0];
+    return {static_cast<uint32_t>((n + rows - 1) / rows),
             static_cast<uint32_t>(splitK), 1};
+  }
   return {static_cast<uint32_t>((n + tileN - 1) / tileN),
           static_cast<uint32_t>((m + tileM - 1) / tileM), 1};
 }
@@ -191,6 +193,9 @@ Status parseKernel(const std::vector<std::string_view> &words,
     if (Status s = integer("mtile", 1, 1024, kernel.mTile, true); !s)
       return s;
     if (Status s = integer("splitk", 1, 65535, kernel.splitK, true); !s)
+      return s;
+    // Output rows per block; one per thread when absent.
+    if (Status s = integer("tile_n", 1, 4096, kernel.tileN, false); !s)
       return s;
   } else {
     if (Status s = integer("tile_m", 1, 4096, kernel.tileM, true); !s)

@@ -134,12 +134,10 @@ std::string manifestLine(const gpu::QGemmSpec &spec) {
      << " bits=" << spec.bits << " n=" << spec.n << " k=" << spec.k
      << " group=" << spec.group;
   if (spec.kind == gpu::QGemmKind::Decode) {
-    os << " mtile=" << spec.mTile << " splitk=" << spec.splitK;
+    os << " mtile=" << spec.mTile << " splitk=" << spec.splitK
+       << " tile_n=" << l.tileN;
   } else {
-    // Tiles from the grid of a large launch.
-    gpu::QGemmLaunch big = gpu::qgemmLaunch(spec, 1 << 20);
-    os << " tile_m=" << (1 << 20) / big.grid[1]
-       << " tile_n=" << (spec.n + big.grid[0] - 1) / big.grid[0];
+    os << " tile_m=" << l.tileM << " tile_n=" << l.tileN;
   }
   os << " block=" << l.block[0] << "," << l.block[1] << "," << l.block[2]
      << " smem=" << l.sharedBytes << " accumulate=" << (l.accumulates ? 1 : 0)
@@ -189,6 +187,7 @@ struct GpuLayer {
   std::string name;
   LayerShape shape;
   std::vector<std::pair<int, std::string>> decode; ///< (rows, kernel)
+  int codeBits = 0; ///< the scheme's; shape.bits is the container's
   std::string prefill;
 };
 
@@ -219,7 +218,9 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
       return;
     }
     int64_t group = scheme.isPerChannel() ? k : scheme.getGroupSize();
-    int bits = static_cast<int>(scheme.getBits());
+    const int codeBits = static_cast<int>(scheme.getBits());
+    // 3-bit codes (and 5 to 7) run in the next wider k-chunk container.
+    const int bits = quant::kChunkContainerBits(codeBits);
     if (std::string why = quant::kChunkUnsupportedReason(n, k, bits, group);
         !why.empty()) {
       error() << "no GPU kernel for this layer: " << why;
@@ -256,11 +257,11 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
 
     std::vector<uint32_t> packed(quant::kChunkWords(n, k, bits));
     quant::repackBitstreamToKChunk(
-        reinterpret_cast<const uint32_t *>(codes->data()), n, k, bits,
-        packed.data());
+        reinterpret_cast<const uint32_t *>(codes->data()), n, k, codeBits,
+        packed.data(), bits);
     quant::KChunkGroupConstants constants = quant::makeKChunkGroupConstants(
         scaleValues->data(), zeros ? zeroBytes->data() : nullptr, n, groups,
-        bits);
+        codeBits);
     std::string err;
     int64_t chunks = k / quant::kChunkCodes(bits);
     if (!weights.add(name + ".w", DType::U32, {chunks, n, 4}, packed.data(),
@@ -275,7 +276,8 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
       return;
     }
 
-    GpuLayer layer{name, {bits, group, n, k}, {}, ""};
+    GpuLayer layer{name, {bits, group, n, k}, {}, 0, ""};
+    layer.codeBits = codeBits;
     auto add = [&](gpu::QGemmSpec spec) -> std::string {
       if (std::string why = spec.finalize(); !why.empty()) {
         error() << "no GPU kernel for this layer: " << why;
@@ -317,8 +319,10 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
                   "kernels (decode<R>: M <= R, prefill: any M)\n";
   raw_string_ostream os(s);
   for (const GpuLayer &l : layers) {
-    os << "layer " << l.name << " bits=" << l.shape.bits
-       << " group=" << l.shape.group << " n=" << l.shape.n
+    os << "layer " << l.name << " bits=" << l.shape.bits;
+    if (l.codeBits != l.shape.bits)
+      os << " code_bits=" << l.codeBits;
+    os << " group=" << l.shape.group << " n=" << l.shape.n
        << " k=" << l.shape.k << " w=" << l.name << ".w scales=" << l.name
        << ".scales biases=" << l.name << ".biases";
     for (const auto &[rows, kernel] : l.decode)

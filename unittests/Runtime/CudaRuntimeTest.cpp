@@ -33,7 +33,7 @@ module sm_80 kernels.sm_80.cubin
 module ptx kernels.ptx
 
 kernel llq_qgemv_w4_g128_n4096_k4096_m1_s16 kind=decode bits=4 n=4096 k=4096 group=128 mtile=1 splitk=16 block=128,1,1 smem=0 accumulate=1
-kernel llq_qgemv_w4_g128_n4096_k4096_m16_s4 kind=decode bits=4 n=4096 k=4096 group=128 mtile=16 splitk=4 block=128 accumulate=1   # trailing comment
+kernel llq_qgemv_tc_w4_g128_n4096_k4096_m16_s4 kind=decode bits=4 n=4096 k=4096 group=128 mtile=16 splitk=4 tile_n=64 block=128 accumulate=1   # trailing comment
 kernel llq_qgemm_w4_g128_n4096_k4096 kind=prefill bits=4 n=4096 k=4096 group=128 tile_m=128 tile_n=128 block=256,1,1 smem=49152 accumulate=0
 	kernel llq_qgemm_w2_g64_n1000_k2048	kind=prefill bits=2 n=1000 k=2048 group=64 tile_m=64 tile_n=64 block=128,2,1 smem=65536 regs=128
 )";
@@ -72,6 +72,8 @@ TEST(KernelManifestTest, ParsesModulesAndKernels) {
   // block=128 is 128,1,1; smem defaults to 0.
   const ManifestKernel &d16 = m->kernels[1];
   EXPECT_EQ(d16.block, (std::array<uint32_t, 3>{128, 1, 1}));
+  // tile_n: 64 rows per block of 128 threads (the tensor-core kernel).
+  EXPECT_EQ(d16.grid(16), (std::array<uint32_t, 3>{64, 4, 1}));
   EXPECT_EQ(d16.mTile, 16);
   EXPECT_TRUE(d16.handles(16));
   EXPECT_FALSE(d16.handles(17));
@@ -341,7 +343,7 @@ TEST(KernelLibraryTest, RejectsRowCountsTheKernelCannotTake) {
   QGemmParams p;
   Status s = packQGemmParams(m->kernels[1], b, 17, p);
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.message(), "kernel llq_qgemv_w4_g128_n4096_k4096_m16_s4 does "
+  EXPECT_EQ(s.message(), "kernel llq_qgemv_tc_w4_g128_n4096_k4096_m16_s4 does "
                          "not handle m=17 (decode kernel, mtile=16)");
   s = packQGemmParams(m->kernels[2], b, 0, p);
   ASSERT_FALSE(s.ok());

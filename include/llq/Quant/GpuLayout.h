@@ -39,6 +39,11 @@ namespace llq::quant {
 /// Code widths the k-chunk layout supports (those that divide 16).
 bool isKChunkBits(int bits);
 
+/// The k-chunk width that holds \p bits-bit codes (1..8): 2, 4 or 8. Codes
+/// of 3, 5, 6 and 7 bits run in the next wider container until the kernels
+/// read bit planes.
+int kChunkContainerBits(int bits);
+
 /// Codes per 16-byte chunk, 128 / bits.
 inline int64_t kChunkCodes(int bits) { return 128 / bits; }
 
@@ -56,10 +61,11 @@ int64_t kChunkWords(int64_t n, int64_t k, int bits);
 void packKChunk(const uint8_t *codes, int64_t n, int64_t k, int bits,
                 uint32_t *out);
 
-/// Repacks llq.qlinear's row-major bitstream (see Packing.h) into the k-chunk
-/// layout without materializing all codes at once.
+/// Repacks llq.qlinear's row-major bitstream of \p bits-bit codes (see
+/// Packing.h) into the k-chunk layout of \p containerBits-bit codes
+/// (>= bits), one row at a time.
 void repackBitstreamToKChunk(const uint32_t *bitstream, int64_t n, int64_t k,
-                             int bits, uint32_t *out);
+                             int bits, uint32_t *out, int containerBits = 0);
 
 /// Inverse of packKChunk.
 void unpackKChunk(const uint32_t *packed, int64_t n, int64_t k, int bits,

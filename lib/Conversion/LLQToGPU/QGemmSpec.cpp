@@ -90,6 +90,7 @@ QGemmLaunch qgemmLaunch(const QGemmSpec &spec, int64_t m) {
   const int64_t rows =
       decodeUsesTensorCores(spec) ? decodeMmaRowsPerBlock() : kDecodeBlock;
   l.grid = {(spec.n + rows - 1) / rows, spec.splitK, 1};
+  l.tileN = rows;
   l.block = {kDecodeBlock, 1, 1};
   l.accumulates = spec.splitK > 1;
   return l;

@@ -78,6 +78,9 @@ struct QGemmLaunch {
   int64_t sharedBytes = 0;
   /// Whether y accumulates (atomics) and must be zeroed first.
   bool accumulates = false;
+  /// The output tile of a block: rows of x (prefill) and output features
+  /// (both kernels; the decode kernels' grid.x is ceil(N / tileN)).
+  int64_t tileM = 0, tileN = 0;
 };
 
 /// Launch configuration of \p spec (finalized) for \p m rows.

@@ -18,7 +18,8 @@
 //          tile_n=128 block=256,1,1 smem=49152 accumulate=0
 //
 // (each kernel on one line). Grids follow from the kind: decode kernels run
-// (ceil(n / block.x), splitk, 1) blocks and handle any m <= mtile; prefill
+// (ceil(n / tile_n), splitk, 1) blocks, tile_n defaulting to block.x (one
+// row per thread), and handle any m <= mtile; prefill
 // kernels run (ceil(n / tile_n), ceil(m / tile_m), 1). smem is the dynamic
 // shared memory to pass at launch; accumulate=1 means the kernel adds into
 // y with atomics, so y must be zeroed first.
