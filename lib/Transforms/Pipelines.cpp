@@ -56,8 +56,9 @@ struct PackedMethodInfo {
 static constexpr PackedMethodInfo kPackedMethods[] = {
     {"billm", true, "billm[-g<block>]",
      "BiLLM: salient columns residual-binarized, the rest split and "
-     "binarized, block-wise compensation (about 1.1 bits + layout)"},
-    {"pbllm", true, "pbllm-w<bits>[-g<block>], e.g. pbllm-w1.7, pbllm-w2",
+     "binarized, block-wise compensation (a payload of about 1.1-1.2 bits "
+     "per weight; with its bitmaps and scales about 2.6 written)"},
+    {"pbllm", true, "pbllm-w<bits>, e.g. pbllm-w1.7, pbllm-w2",
      "PB-LLM: a salient fraction (bits - 1) / 7 kept at 8 bits, the rest "
      "binarized, GPTQ-style compensation"},
     {"dbllm", false, "dbllm-w2[-g<group>]",

@@ -319,3 +319,23 @@ def test_bad_lora_adapters_are_rejected(llq_opt, imported, tmp_path, tensors, me
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
     assert not out.exists()
+
+
+def test_study_spellings_parse(llq_opt, calib, tmp_path):
+    """Every configuration the study lists is a valid --quantize spec (the
+    run stops at the missing input, after the spec and calibration checks)."""
+    from llq import study
+    assert set(study.ULTRA_LOW_BIT) <= set(study.CONFIGS)
+    for config in study.CONFIGS:
+        if config == "float":
+            continue
+        r = subprocess.run([llq_opt, str(tmp_path / "missing.mlir"), f"--quantize={config}",
+                            f"--calib={calib}", "-o", str(tmp_path / "out.mlir")],
+                           capture_output=True, text=True)
+        assert r.returncode != 0
+        assert "invalid quantization spec" not in r.stderr, r.stderr
+        assert "missing.mlir" in r.stderr, r.stderr
+    assert study.describe("billm") == ("billm", "1/16/128")
+    assert study.describe("pbllm-w1.7") == ("pbllm", "1.7/16/-")
+    assert study.describe("nf4-icq") == ("nf4-icq", "4/16/64")
+    assert study.describe("dbllm-w2-g128") == ("dbllm", "2/16/128")
