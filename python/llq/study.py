@@ -4,8 +4,9 @@
 
 For every configuration (float; RTN, GPTQ, AWQ at w4/w3/w2 with groups of
 128 and per channel at w4, extra g64 rows at w4/w3; SmoothQuant
-W8A8/W6A6/W4A4), quantizes the default model with llq-opt on
-calibration text, then evaluates it with llq-eval: perplexity on the
+W8A8/W6A6/W4A4; BiLLM, PB-LLM w1.7/w2, DB-LLM w2-g128, NF4 and NF4-ICQ
+at g64, QuIP w2/w3/w4), quantizes the default model with llq-opt (on
+calibration text where the method calibrates), then evaluates it with llq-eval: perplexity on the
 evaluation text (non-overlapping windows) and on random windows of it (the
 C4 protocol), and zero-shot accuracy on the built-in corpus task plus any
 lm-evaluation-harness JSONL files in --tasks. Writes table.md, table.csv
