@@ -121,24 +121,21 @@ PackedLinearOp llq::replaceWithPackedLinear(const QuantizableLayer &layer,
         b, loc, type, layer.name + "." + part.spec.name, part.data));
   }
   const quant::PackedParams &p = packed.params;
-  PackedFormat format;
-  switch (packed.format) {
-  case quant::PackedFormat::BiLLM:
-    format = PackedFormat::billm;
-    break;
-  case quant::PackedFormat::PBLLM:
-    format = PackedFormat::pbllm;
-    break;
-  case quant::PackedFormat::DBLLM:
-    format = PackedFormat::dbllm;
-    break;
-  case quant::PackedFormat::NF4:
-    format = PackedFormat::nf4;
-    break;
-  case quant::PackedFormat::QuIP:
-    format = PackedFormat::quip;
-    break;
-  }
+  PackedFormat format = [&] {
+    switch (packed.format) {
+    case quant::PackedFormat::BiLLM:
+      return PackedFormat::billm;
+    case quant::PackedFormat::PBLLM:
+      return PackedFormat::pbllm;
+    case quant::PackedFormat::DBLLM:
+      return PackedFormat::dbllm;
+    case quant::PackedFormat::NF4:
+      return PackedFormat::nf4;
+    case quant::PackedFormat::QuIP:
+      return PackedFormat::quip;
+    }
+    llvm_unreachable("unknown packed format");
+  }();
   bool quip = format == PackedFormat::quip;
   auto result = b.create<PackedLinearOp>(
       loc, op.getType(), PackedFormatAttr::get(b.getContext(), format),
