@@ -18,6 +18,7 @@
 #include "OpKernels.h"
 #include "llq/Quant/Codebook.h"
 #include "llq/Quant/Half.h"
+#include "llq/Quant/PackedLayer.h"
 #include "llq/Runtime/Kernels/Attention.h"
 #include "llq/Runtime/Kernels/Elementwise.h"
 #include "llq/Runtime/Kernels/Linear.h"
@@ -104,6 +105,7 @@ private:
   FailureOr<KernelFn> kernelFor(Operation *op);
   FailureOr<KernelFn> linearKernel(LinearOp op);
   FailureOr<KernelFn> qlinearKernel(QLinearOp op);
+  FailureOr<KernelFn> packedLinearKernel(PackedLinearOp op);
   LogicalResult lowerWeight(WeightOp op);
   LogicalResult lowerConstant(arith::ConstantOp op);
 
@@ -337,6 +339,8 @@ FailureOr<KernelFn> ProgramBuilder::kernelFor(Operation *op) {
     return linearKernel(linear);
   if (auto qlinear = dyn_cast<QLinearOp>(op))
     return qlinearKernel(qlinear);
+  if (auto packed = dyn_cast<PackedLinearOp>(op))
+    return packedLinearKernel(packed);
   bool handled;
   FailureOr<KernelFn> kernel = detail::lookupOpKernel(op, options, handled);
   if (!handled)
@@ -416,6 +420,67 @@ FailureOr<KernelFn> ProgramBuilder::qlinearKernel(QLinearOp op) {
     Tensor x;
     LLQ_RT_TRY(rt::fakeQuantizeActivations(in[0], actBits, perToken, x, step));
     return rt::linear(x, dense, bias, /*weightKN=*/false, out[0]);
+  });
+}
+
+/// Packed layers are decoded once, here, by the method's own dequantize
+/// (PackedLayer.h); a QuIP layer's rotations run on every call, around the
+/// product with its decoded codes.
+FailureOr<KernelFn> ProgramBuilder::packedLinearKernel(PackedLinearOp op) {
+  std::vector<quant::PartView> views;
+  std::vector<Tensor> parts;
+  for (Value v : op.getParts()) {
+    FailureOr<Tensor> t = constantValue(v);
+    if (failed(t))
+      return op.emitError("needs its packed parts as archived weights or "
+                          "constants");
+    parts.push_back(*t);
+    views.push_back({std::vector<int64_t>(t->shape().begin(), t->shape().end()),
+                     t->raw()});
+  }
+  int64_t n = op.getOutFeatures(), k = op.getInFeatures();
+  quant::PackedParams params = op.getPackedParams();
+  std::vector<float> decoded;
+  std::string error;
+  if (!quant::decodeLayer(getQuantFormat(op.getFormat()), n, k, params, views,
+                          decoded, error))
+    return op.emitError("cannot decode the ")
+           << stringifyPackedFormat(op.getFormat()) << " layer: " << error;
+  Tensor dense = Tensor::fromVector<float>(DType::F32, {n, k}, decoded);
+  bool hasBias = op.getBias() != nullptr;
+  int biasIndex = 1 + static_cast<int>(op.getParts().size());
+  if (op.getFormat() != PackedFormat::quip)
+    return KernelFn([=](const Inputs &in, Outputs &out) {
+      Tensor bias = hasBias ? in[biasIndex] : Tensor();
+      return rt::linear(in[0], dense, bias, /*weightKN=*/false, out[0]);
+    });
+
+  const Tensor &columnScales = parts.back();
+  const float *d = static_cast<const float *>(columnScales.raw());
+  auto transforms = std::make_shared<quant::QuIPTransforms>(
+      n, k, params.seedU, params.seedV, std::vector<float>(d, d + k));
+  return KernelFn([=](const Inputs &in, Outputs &out) {
+    if (in[0].dtype() != DType::F32 || in[0].rank() < 1 || in[0].dim(-1) != k)
+      return Status::error("PackedLinear: expected an f32 input with " +
+                           std::to_string(k) + " features, got " +
+                           in[0].describe());
+    Tensor x = in[0].clone();
+    int64_t rows = x.numel() / k;
+    transforms->transformInputs(x.data<float>(), rows);
+    LLQ_RT_TRY(rt::linear(x, dense, Tensor(), /*weightKN=*/false, out[0]));
+    float *y = out[0].data<float>();
+    transforms->transformOutputs(y, rows);
+    if (hasBias) {
+      const Tensor &bias = in[biasIndex];
+      if (bias.dtype() != DType::F32 || bias.numel() != n)
+        return Status::error("PackedLinear: bias " + bias.describe() +
+                             " for " + std::to_string(n) + " outputs");
+      const float *b = bias.data<float>();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < n; ++j)
+          y[r * n + j] += b[j];
+    }
+    return Status::ok();
   });
 }
 

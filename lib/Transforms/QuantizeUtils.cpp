@@ -15,6 +15,7 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
 
@@ -107,6 +108,50 @@ QLinearOp llq::replaceWithQLinear(const QuantizableLayer &layer,
   return qlinear;
 }
 
+PackedLinearOp llq::replaceWithPackedLinear(const QuantizableLayer &layer,
+                                            const quant::PackedLayer &packed) {
+  LinearOp op = layer.op;
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  SmallVector<Value> parts;
+  for (const quant::PackedPart &part : packed.parts) {
+    auto type = RankedTensorType::get(
+        part.spec.shape, getPartElementType(b.getContext(), part.spec.type));
+    parts.push_back(createBlobConstant<char>(
+        b, loc, type, layer.name + "." + part.spec.name, part.data));
+  }
+  const quant::PackedParams &p = packed.params;
+  PackedFormat format = [&] {
+    switch (packed.format) {
+    case quant::PackedFormat::BiLLM:
+      return PackedFormat::billm;
+    case quant::PackedFormat::PBLLM:
+      return PackedFormat::pbllm;
+    case quant::PackedFormat::DBLLM:
+      return PackedFormat::dbllm;
+    case quant::PackedFormat::NF4:
+      return PackedFormat::nf4;
+    case quant::PackedFormat::QuIP:
+      return PackedFormat::quip;
+    }
+    llvm_unreachable("unknown packed format");
+  }();
+  bool quip = format == PackedFormat::quip;
+  auto result = b.create<PackedLinearOp>(
+      loc, op.getType(), PackedFormatAttr::get(b.getContext(), format),
+      op.getInput(), parts, op.getBias(), b.getI64IntegerAttr(p.groupSize),
+      quip ? b.getI64IntegerAttr(p.bits) : IntegerAttr(),
+      quip && p.symmetric ? b.getUnitAttr() : UnitAttr(),
+      format == PackedFormat::nf4 ? b.getI64IntegerAttr(p.constantGroup)
+                                  : IntegerAttr(),
+      quip ? b.getDenseI64ArrayAttr({static_cast<int64_t>(p.seedU),
+                                     static_cast<int64_t>(p.seedV)})
+           : DenseI64ArrayAttr());
+  op.replaceAllUsesWith(result.getResult());
+  op.erase();
+  return result;
+}
+
 void llq::eraseUnusedWeights(ModuleOp module) {
   llvm::StringSet<> referenced;
   module.walk([&](WeightOp op) {
@@ -164,15 +209,33 @@ void QuantReport::add(const QuantizableLayer &layer, StringRef scheme,
   layers.push_back(std::move(r));
 }
 
+void QuantReport::setBaseline(StringRef name,
+                              std::optional<double> relRmsError) {
+  assert(!layers.empty() && "no layer to set the baseline of");
+  layers.back().baseline = name.str();
+  layers.back().baselineRelRmsError = relRmsError;
+}
+
 void QuantReport::print(raw_ostream &os) const {
   bool outputs = llvm::any_of(
       layers, [](const LayerReport &r) { return r.outputError.has_value(); });
+  bool baselineRms = llvm::any_of(layers, [](const LayerReport &r) {
+    return r.baselineRelRmsError.has_value();
+  });
+  // The baseline's name heads its columns when every layer has the same.
+  std::string baseline = layers.empty() ? "rtn" : layers.front().baseline;
+  if (llvm::any_of(layers, [&](const LayerReport &r) {
+        return r.baseline != baseline;
+      }))
+    baseline = "baseline";
   os << "| layer | shape | scheme | bytes before | bytes after | bits/weight "
         "| mean abs err | max abs err | rel rms err |";
+  if (baselineRms)
+    os << " " << baseline << " rel rms err |";
   if (outputs)
-    os << " rel out err | rtn rel out err |";
+    os << " rel out err | " << baseline << " rel out err |";
   os << "\n|---|---|---|---:|---:|---:|---:|---:|---:|"
-     << (outputs ? "---:|---:|" : "") << "\n";
+     << (baselineRms ? "---:|" : "") << (outputs ? "---:|---:|" : "") << "\n";
   auto optional = [](std::optional<double> v) {
     std::string s;
     if (v)
@@ -189,6 +252,12 @@ void QuantReport::print(raw_ostream &os) const {
        << llvm::format("%.3e", r.meanAbsError) << " | "
        << llvm::format("%.3e", r.maxAbsError) << " | "
        << llvm::format("%.4f", r.relRmsError) << " |";
+    if (baselineRms)
+      os << " "
+         << (r.baselineRelRmsError
+                 ? std::string(llvm::formatv("{0:F4}", *r.baselineRelRmsError))
+                 : std::string())
+         << " |";
     if (outputs)
       os << " " << optional(r.outputError) << " | "
          << optional(r.rtnOutputError) << " |";
@@ -202,7 +271,19 @@ void QuantReport::print(raw_ostream &os) const {
   if (weights) {
     os << "| total (" << layers.size() << " layers) | | | " << before << " | "
        << after << " | " << llvm::format("%.3f", 8.0 * after / weights)
-       << " | | | |";
+       << " | | |";
+    if (baselineRms) {
+      // Methods compared with a baseline get both mean weight errors.
+      double sum = 0, base = 0;
+      for (const LayerReport &r : layers) {
+        sum += r.relRmsError;
+        base += r.baselineRelRmsError.value_or(0);
+      }
+      os << " " << llvm::format("%.4f", sum / layers.size()) << " (mean) | "
+         << llvm::format("%.4f", base / layers.size()) << " (mean) |";
+    } else {
+      os << " |";
+    }
     if (outputs)
       os << " " << llvm::format("%.3e", outSum / layers.size()) << " (mean) | "
          << llvm::format("%.3e", rtnSum / layers.size()) << " (mean) |";

@@ -4,8 +4,9 @@
 
 For every configuration (float; RTN, GPTQ, AWQ at w4/w3/w2 with groups of
 128 and per channel at w4, extra g64 rows at w4/w3; SmoothQuant
-W8A8/W6A6/W4A4), quantizes the default model with llq-opt on
-calibration text, then evaluates it with llq-eval: perplexity on the
+W8A8/W6A6/W4A4; BiLLM, PB-LLM w1.7/w2, DB-LLM w2-g128, NF4 and NF4-ICQ
+at g64, QuIP w2/w3/w4), quantizes the default model with llq-opt (on
+calibration text where the method calibrates), then evaluates it with llq-eval: perplexity on the
 evaluation text (non-overlapping windows) and on random windows of it (the
 C4 protocol), and zero-shot accuracy on the built-in corpus task plus any
 lm-evaluation-harness JSONL files in --tasks. Writes table.md, table.csv
@@ -47,10 +48,15 @@ PROFILES = {
                  c4_windows=256, mc_items=500, search_windows=4),
 }
 
+# Binarization and the other packed formats (llq.packed_linear).
+ULTRA_LOW_BIT = ["billm", "pbllm-w1.7", "pbllm-w2", "dbllm-w2-g128", "nf4-g64", "nf4-icq",
+                 "quip-w2", "quip-w3", "quip-w4"]
+
 CONFIGS = (["float"]
            + [f"{m}-{s}" for m in ("rtn", "gptq", "awq") for s in ("w4-g128", "w3-g128", "w2-g128", "w4")]
            + ["smoothquant-w8a8", "smoothquant-w6a6", "smoothquant-w4a4"]
-           + [f"{m}-{s}" for m in ("rtn", "gptq", "awq") for s in ("w4-g64", "w3-g64")])
+           + [f"{m}-{s}" for m in ("rtn", "gptq", "awq") for s in ("w4-g64", "w3-g64")]
+           + ULTRA_LOW_BIT)
 
 
 def log(msg):
@@ -61,6 +67,13 @@ def describe(config):
     """(method, #W/#A/#G) in the study's notation."""
     if config == "float":
         return "float (Q4_1 grid)", "32/32/-"
+    if config.startswith("billm"):
+        # The paper's 1-bit payload; blocks of 128 (or -g<block>).
+        g = next((p[1:] for p in config.split("-")[1:] if p.startswith("g")), "128")
+        return "billm", f"1/16/{g}"
+    if config.startswith("nf4"):
+        g = next((p[1:] for p in config.split("-")[1:] if p.startswith("g")), "64")
+        return ("nf4-icq" if "-icq" in config else "nf4"), f"4/16/{g}"
     method, rest = config.split("-", 1)
     parts = rest.split("-")
     w = parts[0][1:]
@@ -155,7 +168,7 @@ class Study:
         p = self.profile
         args = [self.tool("llq-opt"), self.float_ir, f"--quantize={config}", "-o", ir,
                 f"--quantize-report={report}"]
-        if not config.startswith("rtn"):
+        if not config.startswith(("rtn", "dbllm", "nf4")):  # data-free methods
             args += [f"--calib={self.calib_ids}", f"--calib-samples={p['calib_samples']}",
                      f"--calib-seqlen={p['calib_seqlen']}"]
         if config.startswith("awq"):

@@ -67,6 +67,19 @@ static llvm::cl::opt<std::string> calibTokenizer(
     llvm::cl::desc("Tokenizer for --calib text (default: tokenizer.json "
                    "beside the input model)"));
 
+static llvm::cl::opt<std::string> loraAdapter(
+    "lora", llvm::cl::value_desc("adapter.safetensors"),
+    llvm::cl::cat(llqCategory),
+    llvm::cl::desc("Merge a LoRA adapter (PEFT-style <layer>.lora_A.weight "
+                   "and .lora_B.weight) into the weights before "
+                   "--quantize (billm, pbllm, dbllm, nf4, quip)"));
+
+static llvm::cl::opt<double> loraAlpha(
+    "lora-alpha", llvm::cl::init(0), llvm::cl::cat(llqCategory),
+    llvm::cl::desc("LoRA scaling alpha; the merge adds alpha / rank * B A "
+                   "(default: the adapter's lora_alpha metadata, else the "
+                   "rank)"));
+
 static llvm::cl::opt<int64_t> calibSamples(
     "calib-samples", llvm::cl::init(128), llvm::cl::cat(llqCategory),
     llvm::cl::desc("Random calibration windows (default 128)"));
@@ -204,6 +217,8 @@ int main(int argc, char **argv) {
   std::optional<QuantizeSpec> spec;
   QuantizeOptions outputs;
   TemporaryFile calibTokens;
+  if (quantizeSpec.empty() && !loraAdapter.empty())
+    return fail("--lora is merged when quantizing: give --quantize=<spec>");
   if (!quantizeSpec.empty()) {
     llvm::Expected<QuantizeSpec> parsed = parseQuantizeSpec(quantizeSpec);
     if (!parsed)
@@ -222,6 +237,15 @@ int main(int argc, char **argv) {
     outputs.calibSeqLen = calibSeqLen;
     outputs.alpha = smoothAlpha;
     outputs.searchWindows = awqSearchWindows;
+    outputs.lora = loraAdapter;
+    outputs.loraAlpha = loraAlpha;
+    if (!loraAdapter.empty() && !spec->packed)
+      return fail("--lora is merged by the packed methods (billm, pbllm, "
+                  "dbllm, nf4, quip), not by --quantize=" + quantizeSpec);
+    if (!loraAdapter.empty() && !llvm::sys::fs::exists(loraAdapter.getValue()))
+      return fail("LoRA adapter '" + loraAdapter + "' does not exist");
+    if (loraAlpha < 0)
+      return fail("--lora-alpha must not be negative");
     if (spec->needsCalibration && calibData.empty())
       return fail("--quantize=" + quantizeSpec + " runs the model on "
                   "calibration data: give --calib=FILE (text or token ids)");

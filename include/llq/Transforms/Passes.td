@@ -215,4 +215,65 @@ def QuantizeSmoothQuantPass
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def QuantizePackedPass : Pass<"llq-quantize-packed", "::mlir::ModuleOp"> {
+  let summary = "Binarization, NF4 and QuIP into llq.packed_linear";
+  let description = [{
+    Rewrites each decoder-block `llq.linear` into an `llq.packed_linear` in
+    the format of `method`, with the numerics of lib/Quant:
+
+    - `billm` (calibrated): BiLLM's salient columns with residual
+      binarization, the bell-shaped split of the rest, block-wise error
+      compensation over blocks of `group-size` columns;
+    - `pbllm` (calibrated): PB-LLM's salient weights as 8-bit codes
+      (fraction (average-bits - 1) / 7), the rest binarized, GPTQ-style
+      compensation;
+    - `dbllm`: DB-LLM's flexible dual binarization, groups of `group-size`;
+    - `nf4`: NormalFloat-4 in blocks of `group-size` with double-quantized
+      constants, and with `icq` IR-QLoRA's entropy-maximizing shifts;
+    - `quip` (calibrated): randomized Hadamard incoherence processing and
+      LDLQ at `bits`, groups of `group-size` (0: per channel).
+
+    Calibrated methods run block by block on calibration data as GPTQ does.
+    With `lora`, a PEFT-style safetensors adapter (`<layer>.lora_A.weight`,
+    `<layer>.lora_B.weight`) is merged into the float weights first, scaled
+    by `lora-alpha` / rank (`lora-alpha` 0: the file's `lora_alpha`
+    metadata, else the rank). The report compares each layer with plain
+    sign binarization (binarized methods) or round-to-nearest at the same
+    bits (dbllm: 2, nf4: 4, quip).
+  }];
+  let options = [
+    Option<"method", "method", "std::string", /*default=*/"\"billm\"",
+           "billm, pbllm, dbllm, nf4 or quip">,
+    Option<"calib", "calib", "std::string", /*default=*/"",
+           "Calibration data: a file of token ids">,
+    Option<"calibSamples", "calib-samples", "int64_t", /*default=*/"128",
+           "Number of random calibration windows">,
+    Option<"calibSeqLen", "calib-seqlen", "int64_t", /*default=*/"2048",
+           "Tokens per calibration window">,
+    Option<"seed", "seed", "uint64_t", /*default=*/"0",
+           "Seed of the calibration window positions">,
+    Option<"bits", "bits", "unsigned", /*default=*/"2",
+           "quip: bits per code of the rotated weight">,
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"128",
+           "billm: block; dbllm, quip: group (0: per row); nf4: block">,
+    Option<"symmetric", "symmetric", "bool", /*default=*/"false",
+           "quip: symmetric codes">,
+    Option<"averageBits", "average-bits", "double", /*default=*/"1.7",
+           "pbllm: the paper's average bit-width, 1 + 7 * salient fraction">,
+    Option<"icq", "icq", "bool", /*default=*/"false",
+           "nf4: IR-QLoRA's information-calibrated shifts">,
+    Option<"lora", "lora", "std::string", /*default=*/"",
+           "A safetensors LoRA adapter to merge before quantizing">,
+    Option<"loraAlpha", "lora-alpha", "double", /*default=*/"0",
+           "LoRA alpha (0: the adapter's metadata, else the rank)">,
+    Option<"damp", "damp", "double", /*default=*/"0.01",
+           "Damping as a fraction of the mean of diag(H)">,
+    Option<"report", "report", "std::string", /*default=*/"",
+           "Write a per-layer report to this file; '-' for stderr">,
+    Option<"includeHead", "include-head", "bool", /*default=*/"false",
+           "Also quantize linear layers outside the decoder blocks">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
 #endif // LLQ_TRANSFORMS_PASSES_TD

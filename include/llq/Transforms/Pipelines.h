@@ -35,6 +35,13 @@ struct QuantizeSpec {
   bool actOrder = false, staticGroups = false, perTensor = false;
   /// Whether the method runs the model on calibration data.
   bool needsCalibration = false;
+  /// PB-LLM's average bit-width in the paper's accounting (pbllm-w1.7).
+  double averageBits = 0;
+  /// NF4 with IR-QLoRA's information calibration (nf4-icq).
+  bool icq = false;
+  /// Whether the method writes llq.packed_linear (billm, pbllm, dbllm, nf4,
+  /// quip) rather than llq.qlinear.
+  bool packed = false;
 };
 
 /// Parses and validates `text`. The error lists the valid methods and the
@@ -59,6 +66,10 @@ struct QuantizeOptions {
   double alpha = 0.5;
   /// Windows AWQ evaluates candidate scales on.
   int64_t searchWindows = 4;
+  /// A LoRA adapter (safetensors) merged before quantizing, and its alpha
+  /// (0: the adapter's metadata, else its rank).
+  std::string lora;
+  double loraAlpha = 0;
 };
 
 /// Adds the passes that quantize a module per `spec` and move the packed

@@ -16,6 +16,7 @@
 
 #include "llq/Dialect/LLQ/IR/LLQ.h"
 #include "llq/Dialect/LLQ/Utils/LayerNames.h"
+#include "llq/Quant/PackedLayer.h"
 #include "llq/Quant/Uniform.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -53,6 +54,12 @@ QLinearOp replaceWithQLinear(const QuantizableLayer &layer,
                              SchemeAttr scheme = {},
                              std::optional<float> actScale = std::nullopt);
 
+/// Replaces `layer` by an llq.packed_linear of `format` over the parts of
+/// `packed`, each a dense_resource constant named `<layer>.<part>`. Returns
+/// the new op.
+PackedLinearOp replaceWithPackedLinear(const QuantizableLayer &layer,
+                                       const quant::PackedLayer &packed);
+
 /// A dense_resource f32 constant of `shape` named `name`, inserted before
 /// `before`: how passes give an op new float weights (folded scales).
 mlir::Value createFloatConstant(mlir::Operation *before, llvm::StringRef name,
@@ -77,6 +84,11 @@ struct LayerReport {
   /// Relative output error on calibration activations, of this method and
   /// of round-to-nearest at the same scheme, when activations were seen.
   std::optional<double> outputError, rtnOutputError;
+  /// What rtnOutputError and baselineRelRmsError measure: "rtn" at the
+  /// layer's scheme, or another method at the same storage ("sign-g128").
+  std::string baseline = "rtn";
+  /// The relative RMS weight error of the baseline, when reported.
+  std::optional<double> baselineRelRmsError;
 };
 
 /// Collects LayerReports and prints them as a table with a total row.
@@ -89,6 +101,9 @@ public:
            uint64_t bytesBefore, uint64_t bytesAfter,
            std::optional<double> outputError = std::nullopt,
            std::optional<double> rtnOutputError = std::nullopt);
+  /// Names the baseline of the last layer added and gives its relative
+  /// RMS weight error.
+  void setBaseline(llvm::StringRef name, std::optional<double> relRmsError);
   void print(llvm::raw_ostream &os) const;
   /// Writes the table to `path` ("-" for stderr, "" for nowhere).
   mlir::LogicalResult write(llvm::StringRef path, mlir::Location loc) const;

@@ -221,3 +221,123 @@ LogicalResult QLinearOp::verify() {
     return emitOpError("expects a positive 'act_scale'");
   return verifyBias(*this, getBias(), n, input.getElementType());
 }
+
+//===----------------------------------------------------------------------===//
+// PackedLinearOp
+//===----------------------------------------------------------------------===//
+
+quant::PackedFormat llq::getQuantFormat(PackedFormat format) {
+  switch (format) {
+  case PackedFormat::billm:
+    return quant::PackedFormat::BiLLM;
+  case PackedFormat::pbllm:
+    return quant::PackedFormat::PBLLM;
+  case PackedFormat::dbllm:
+    return quant::PackedFormat::DBLLM;
+  case PackedFormat::nf4:
+    return quant::PackedFormat::NF4;
+  case PackedFormat::quip:
+    return quant::PackedFormat::QuIP;
+  }
+  llvm_unreachable("unknown packed format");
+}
+
+Type llq::getPartElementType(MLIRContext *ctx, quant::PartType type) {
+  switch (type) {
+  case quant::PartType::I32:
+    return IntegerType::get(ctx, 32);
+  case quant::PartType::I8:
+    return IntegerType::get(ctx, 8);
+  case quant::PartType::F16:
+    return Float16Type::get(ctx);
+  case quant::PartType::F32:
+    return Float32Type::get(ctx);
+  }
+  llvm_unreachable("unknown part type");
+}
+
+int64_t PackedLinearOp::getInFeatures() {
+  return cast<RankedTensorType>(getInput().getType()).getShape().back();
+}
+
+int64_t PackedLinearOp::getOutFeatures() {
+  return cast<RankedTensorType>(getType()).getShape().back();
+}
+
+quant::PackedParams PackedLinearOp::getPackedParams() {
+  quant::PackedParams p;
+  p.groupSize = getGroupSize();
+  p.bits = getBits() ? static_cast<int>(*getBits()) : 0;
+  p.symmetric = getSymmetric();
+  p.constantGroup = getConstantGroup() ? *getConstantGroup() : 0;
+  if (getFormat() == PackedFormat::nf4)
+    p.shifts = getParts().size() == 5;
+  if (std::optional<ArrayRef<int64_t>> seeds = getSeeds();
+      seeds && seeds->size() == 2) {
+    p.seedU = static_cast<uint64_t>((*seeds)[0]);
+    p.seedV = static_cast<uint64_t>((*seeds)[1]);
+  }
+  return p;
+}
+
+LogicalResult PackedLinearOp::verify() {
+  auto input = cast<RankedTensorType>(getInput().getType());
+  auto result = cast<RankedTensorType>(getType());
+  if (input.getRank() < 1 || ShapedType::isDynamic(input.getShape().back()) ||
+      result.getRank() < 1 || ShapedType::isDynamic(result.getShape().back()))
+    return emitOpError("expects an input and a result whose last (feature) "
+                       "dimensions are static, got ")
+           << input << " and " << result;
+  int64_t k = getInFeatures(), n = getOutFeatures();
+  PackedFormat format = getFormat();
+  bool quip = format == PackedFormat::quip, nf4 = format == PackedFormat::nf4;
+  if (quip != getBits().has_value())
+    return emitOpError(quip ? "needs 'bits' for the quip format"
+                            : "has 'bits', which only the quip format takes");
+  if (quip != (getSeeds().has_value()))
+    return emitOpError(quip ? "needs 'seeds' = [U, V] for the quip format"
+                            : "has 'seeds', which only the quip format takes");
+  if (quip && getSeeds()->size() != 2)
+    return emitOpError("expects 'seeds' = [U, V], two seeds");
+  if (!quip && getSymmetric())
+    return emitOpError("has 'symmetric', which only the quip format takes");
+  if (nf4 != getConstantGroup().has_value())
+    return emitOpError(nf4 ? "needs 'constant_group' for the nf4 format"
+                           : "has 'constant_group', which only the nf4 "
+                             "format takes");
+  if (nf4 && getParts().size() != 4 && getParts().size() != 5)
+    return emitOpError("expects 4 parts (or 5 with ICQ shifts) for the nf4 "
+                       "format, got ")
+           << getParts().size();
+  std::vector<quant::PartSpec> specs;
+  if (std::string why = quant::describeParts(getQuantFormat(format), n, k,
+                                             getPackedParams(), specs);
+      !why.empty())
+    return emitOpError(why);
+  if (specs.size() != getParts().size())
+    return emitOpError("expects ")
+           << specs.size() << " parts for the " << stringifyPackedFormat(format)
+           << " format, got " << getParts().size();
+  for (auto [i, spec] : llvm::enumerate(specs)) {
+    auto type = cast<RankedTensorType>(getParts()[i].getType());
+    Type element = getPartElementType(getContext(), spec.type);
+    bool ok = type.getElementType() == element &&
+              type.getRank() == static_cast<int64_t>(spec.shape.size()) &&
+              type.hasStaticShape();
+    for (size_t d = 0; ok && d < spec.shape.size(); ++d)
+      ok = spec.shape[d] < 0 || spec.shape[d] == type.getDimSize(d);
+    if (!ok) {
+      std::string expected = "tensor<";
+      llvm::raw_string_ostream os(expected);
+      for (int64_t d : spec.shape)
+        os << (d < 0 ? std::string("?") : std::to_string(d)) << "x";
+      os << element << ">";
+      return emitOpError("expects part ")
+             << i << " (" << spec.name << ") of type " << expected
+             << ", got " << type;
+    }
+  }
+  if (failed(verifyLinearResult(*this, input, result, n)))
+    return failure();
+  return verifyBias(*this, getBias(), n, input.getElementType());
+}

@@ -21,6 +21,8 @@
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+#include "llq/Quant/PackedLayer.h"
+
 #include "llq/Dialect/LLQ/IR/LLQDialect.h.inc"
 #include "llq/Dialect/LLQ/IR/LLQEnums.h.inc"
 
@@ -38,6 +40,12 @@ int64_t getNumGroups(int64_t k, int64_t groupSize);
 
 /// Number of 32-bit words a bitstream row of `k` codes of `bits` bits takes.
 int64_t getPackedWords(int64_t k, unsigned bits);
+
+/// The lib/Quant form of a packed format.
+quant::PackedFormat getQuantFormat(PackedFormat format);
+
+/// The element type of a part type.
+mlir::Type getPartElementType(mlir::MLIRContext *ctx, quant::PartType type);
 
 } // namespace llq
 

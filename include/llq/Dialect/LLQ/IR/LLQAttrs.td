@@ -31,6 +31,26 @@ def LLQ_Codebook : I32EnumAttr<"Codebook", "value grid of the codes", [
   let cppNamespace = "::llq";
 }
 
+def LLQ_PackedFormat : I32EnumAttr<"PackedFormat",
+    "how an llq.packed_linear stores its weight", [
+    // BiLLM: salient columns with two sign planes, the rest split at a break
+    // point into two groups, four alphas per row and block.
+    I32EnumAttrCase<"billm", 0>,
+    // PB-LLM: a bitmap of salient weights kept as 8-bit codes, the rest one
+    // sign plane with a scale per row.
+    I32EnumAttrCase<"pbllm", 1>,
+    // DB-LLM: two binary planes with two scales and an offset per group.
+    I32EnumAttrCase<"dbllm", 2>,
+    // NormalFloat-4 codes with double-quantized block constants and, for
+    // ICQ, a shift per block.
+    I32EnumAttrCase<"nf4", 3>,
+    // QuIP: uniform codes of the rotated weight U W D V^T, with U and V
+    // randomized Hadamard transforms applied to the activations at run time.
+    I32EnumAttrCase<"quip", 4>
+  ]> {
+  let cppNamespace = "::llq";
+}
+
 def LLQ_ActGranularity : I32EnumAttr<"ActGranularity",
     "granularity of activation quantization", [
     I32EnumAttrCase<"per_token", 0>,

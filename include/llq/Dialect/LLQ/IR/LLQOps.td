@@ -135,6 +135,65 @@ def LLQ_QLinearOp : LLQ_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
   }];
 }
 
+def LLQ_PackedLinearOp : LLQ_Op<"packed_linear",
+    [Pure, AttrSizedOperandSegments]> {
+  let summary = "A linear layer whose weight is a sum of packed terms";
+  let description = [{
+    Computes `x W^T + b` for a weight W (N x K) stored in one of the
+    binarized or codebook formats of lib/Quant, as the tensors `parts` in
+    the order the format defines (see `llq/Quant/PackedLayer.h`):
+
+    - `billm` (group_size = block): salient-column bitmap i32[W(K)], sign
+      plane i32[N, W(K)], residual signs of the salient weights
+      i32[N, W(S)], sparse-group bitmap of the others i32[N, W(K - S)] and
+      four f16 alphas per row and block f16[N, 4 * blocks];
+    - `pbllm`: sign plane i32[N, W(K)], salient bitmap i32[N, W(K)], row
+      offsets i32[N + 1], salient int8 codes i8[S], binary and salient f16
+      scales f16[N] each;
+    - `dbllm` (group_size): the two planes i32[N, W(K)] each and alpha1,
+      alpha2, zeta per group f16[N, 3 * groups];
+    - `nf4` (group_size = block, constant_group): 4-bit codes
+      i32[N, W4(K)], double-quantized block constants i8[N, blocks], their
+      scales f32[ceil(N * blocks / constant_group)] and mean f32[1], and
+      with ICQ a shift per block f16[N, blocks];
+    - `quip` (bits, group_size, symmetric, seeds = [U, V]): the uniform
+      codes of W' = U W D V^T as in llq.qlinear (i32[N, Wb(K)], f16 scales,
+      i8 zero points unless symmetric) and diag(D) f32[K]. At run time
+      y = U^T (Q' (V (D^-1 x))): the randomized Hadamard transforms are
+      rebuilt from their seeds and applied to the activations.
+
+    W(c) is the number of 32-bit words of c bits (a bitstream row, see
+    #llq.layout<bitstream>) and S the salient count. The effective bits per
+    weight of a layer are 8 * (bytes of its parts) / (N * K).
+
+    ```mlir
+    %y = llq.packed_linear dbllm %x parts(%b1, %b2, %p) {group_size = 128 : i64}
+           : tensor<?x?x576xf32>, tensor<576x18xi32>, tensor<576x18xi32>,
+             tensor<576x15xf16> -> tensor<?x?x576xf32>
+    ```
+  }];
+  let arguments = (ins LLQ_PackedFormat:$format, AnyRankedTensor:$input,
+                       Variadic<AnyRankedTensor>:$parts,
+                       Optional<AnyRankedTensor>:$bias,
+                       I64Attr:$group_size,
+                       OptionalAttr<I64Attr>:$bits,
+                       UnitAttr:$symmetric,
+                       OptionalAttr<I64Attr>:$constant_group,
+                       OptionalAttr<DenseI64ArrayAttr>:$seeds);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $format $input `parts` `(` $parts `)` (`bias` $bias^)? attr-dict `:`
+    type(operands) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getInFeatures();
+    int64_t getOutFeatures();
+    /// The layout parameters from the attributes.
+    ::llq::quant::PackedParams getPackedParams();
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Calibration
 //===----------------------------------------------------------------------===//
