@@ -85,3 +85,17 @@ def test_pack_step_matches_bitstream(llq_opt, llq_compile, model, tmp_path,
         for key in ("decode1", "decode16", "prefill"):
             kernel = re.search(rf" {key}=(\S+)", line).group(1)
             assert f"kernel {kernel} " in manifest
+
+
+def test_formats_without_kernels_are_diagnosed(llq_opt, llq_compile, model, tmp_path):
+    """Packed binary-term layers have no GPU kernel yet: a diagnostic per
+    layer naming the format, exit 1, and no output directory."""
+    q = tmp_path / "model.dbllm.mlir"
+    subprocess.run([llq_opt, str(model / "model.mlir"), "--quantize=dbllm-w2-g128", "-o", str(q),
+                    "--quantize-report=none"], check=True, capture_output=True)
+    out = tmp_path / "gpu"
+    r = subprocess.run([llq_compile, str(q), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.count("no GPU kernel yet for the 'dbllm' packed format") == len(example.PROJECTIONS)
+    assert "cannot compile" in r.stderr
+    assert not out.exists()

@@ -306,6 +306,13 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
     }
     layers.push_back(layer);
   });
+  // The binary-term, NF4 and rotated formats run on the CPU path only.
+  module.walk([&](PackedLinearOp op) {
+    failedAny = true;
+    op.emitError() << "no GPU kernel yet for the '"
+                   << stringifyPackedFormat(op.getFormat())
+                   << "' packed format (it runs on the CPU path)";
+  });
   if (failedAny)
     fail("cannot compile '" + inputFile + "' for the GPU (see above)");
   if (layers.empty())
