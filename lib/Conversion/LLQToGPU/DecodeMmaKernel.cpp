@@ -23,6 +23,13 @@
 // f16x2. A warp thus covers 16 rows x 4 chunks per step of its loop, and a
 // 128-thread block 64 rows; blocks along y split K.
 //
+// The activations of a loop step (all rows, the step's k range) are staged
+// in shared memory by the whole block with 16-byte loads: read straight from
+// global memory, the B fragments' 8-byte pieces of 32 lanes would touch 32
+// different sectors per instruction. Rows of the tile are padded by 16 bytes
+// so that lanes reading the same column of different rows use different
+// banks.
+//
 //===----------------------------------------------------------------------===//
 
 #include "Internal.h"
@@ -44,7 +51,21 @@ namespace {
 
 constexpr int64_t kWarps = 4;
 constexpr int64_t kRowsPerWarp = 16;
-constexpr int64_t kUnroll = 2;
+constexpr int64_t kThreads = kWarps * 32;
+/// Halves of padding after each row of the activation tile.
+constexpr int64_t kRowPad = 8;
+
+/// Chunk quads one loop step covers: two, or one where a tile of two would
+/// pass 48 KiB (2-bit codes with many rows).
+int64_t quadsPerStep(const QGemmSpec &spec) {
+  int64_t k2 = 2 * 4 * quant::kChunkCodes(spec.bits);
+  return int64_t(spec.mTile) * (k2 + kRowPad) * 2 > 48 * 1024 ? 1 : 2;
+}
+
+/// Halves per row of the shared activation tile (with padding).
+int64_t tileRowHalves(const QGemmSpec &spec) {
+  return quadsPerStep(spec) * 4 * quant::kChunkCodes(spec.bits) + kRowPad;
+}
 
 struct MmaDecodeBuilder {
   OpBuilder &b;
@@ -87,7 +108,7 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
   auto v4i32 = VectorType::get({4}, b.getI32Type());
   auto v4f16 = VectorType::get({4}, f16), v8f16 = VectorType::get({8}, f16);
   auto v2f16 = VectorType::get({2}, f16);
-  SmallVector<Type> args = {vec1d(v4f16), vec1d(v4i32), vec1d(f16),
+  SmallVector<Type> args = {vec1d(v8f16), vec1d(v4i32), vec1d(f16),
                             vec1d(f16),   vec1d(f32),   b.getI32Type()};
   auto module = cast<::mlir::gpu::GPUModuleOp>(gpuModule);
   OpBuilder::InsertionGuard guard(b);
@@ -97,7 +118,7 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
   func->setAttr(::mlir::gpu::GPUDialect::getKernelFuncAttrName(),
                 b.getUnitAttr());
   func->setAttr("nvvm.maxntid",
-                b.getDenseI32ArrayAttr({int32_t(kWarps * 32), 1, 1}));
+                b.getDenseI32ArrayAttr({int32_t(kThreads), 1, 1}));
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
   Value x = entry.getArgument(0), w = entry.getArgument(1),
@@ -113,6 +134,9 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
   const int64_t perWord = 32 / bits, pairs = 16 / bits;
   const int64_t steps = chunkCodes / 4; // k16 mma steps per chunk
   const int64_t nTiles = (spec.mTile + 7) / 8;
+  const int64_t kUnroll = quadsPerStep(spec);
+  const int64_t rowHalves = tileRowHalves(spec);
+  const int64_t tileK = kUnroll * 4 * chunkCodes; // k values per step
   const int64_t perSplit = decodeChunksPerSplit(spec); // in chunk quads
   const bool atomic = spec.splitK > 1;
 
@@ -129,10 +153,29 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
   Value clamped[2] = {umin(rows[0], lastRow), umin(rows[1], lastRow)};
   Value mLast = b.create<arith::SubIOp>(
       loc, b.create<arith::MaxUIOp>(loc, m, idx(1)), idx(1));
-  // B's column g is activation row g (+ 8 for the second n8 tile).
-  SmallVector<Value> xRow;
+  // The shared activation tile: mTile rows of rowHalves halves, written as
+  // 16-byte vectors, read as the B fragments' 8-byte pieces.
+  auto shared = ::mlir::gpu::AddressSpaceAttr::get(
+      ctx, ::mlir::gpu::AddressSpace::Workgroup);
+  Value bytes = b.create<::mlir::gpu::DynamicSharedMemoryOp>(
+      loc, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                           MemRefLayoutAttrInterface{}, shared));
+  const int64_t tileHalves = int64_t(spec.mTile) * rowHalves;
+  Value tile8 = b.create<memref::ViewOp>(
+      loc,
+      MemRefType::get({tileHalves / 8}, v8f16, MemRefLayoutAttrInterface{},
+                      shared),
+      bytes, idx(0), ValueRange{});
+  Value tile4 = b.create<memref::ViewOp>(
+      loc,
+      MemRefType::get({tileHalves / 4}, v4f16, MemRefLayoutAttrInterface{},
+                      shared),
+      bytes, idx(0), ValueRange{});
+  // B's column g is activation row g (+ 8 per further n8 tile).
+  SmallVector<Value> tileRow;
   for (int64_t t = 0; t < nTiles; ++t)
-    xRow.push_back(mul(umin(add(g, t * 8), mLast), k / 4));
+    tileRow.push_back(
+        mul(umin(add(g, t * 8), idx(spec.mTile - 1)), rowHalves / 4));
 
   const int64_t quads = (chunks + 3) / 4;
   Value first = mul(split, perSplit);
@@ -180,9 +223,41 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
     loads.push_back(l);
   }
 
+  // Stage this step's activations: rows past m repeat row m - 1, columns
+  // past K repeat the last chunk (their weights are zero).
+  {
+    const int64_t vecsPerRow = tileK / 8;
+    const int64_t total = int64_t(spec.mTile) * vecsPerRow;
+    Value kFirst = mul(quad, 4 * chunkCodes);
+    b.create<::mlir::gpu::BarrierOp>(loc);
+    for (int64_t i0 = 0; i0 < total; i0 += kThreads) {
+      Value i = add(tid, i0);
+      auto copy = [&]() {
+        Value r = b.create<arith::DivUIOp>(loc, i, idx(vecsPerRow));
+        Value v = b.create<arith::RemUIOp>(loc, i, idx(vecsPerRow));
+        Value srcRow = umin(r, mLast);
+        Value kk = umin(add(kFirst, mul(v, 8)), idx(k - 8));
+        Value src = add(mul(srcRow, k / 8),
+                        b.create<arith::DivUIOp>(loc, kk, idx(8)));
+        Value val = b.create<memref::LoadOp>(loc, x, ValueRange{src});
+        b.create<memref::StoreOp>(
+            loc, val, tile8, ValueRange{add(mul(r, rowHalves / 8), v)});
+      };
+      if (i0 + kThreads <= total) {
+        copy();
+      } else {
+        auto ifIn = b.create<scf::IfOp>(loc, ult(i, idx(total)), false);
+        OpBuilder::InsertionGuard inGuard(b);
+        b.setInsertionPointToStart(&ifIn.getThenRegion().front());
+        copy();
+      }
+    }
+    b.create<::mlir::gpu::BarrierOp>(loc);
+  }
+
   SmallVector<Value> acc(loop.getRegionIterArgs().begin(),
                          loop.getRegionIterArgs().end());
-  for (const Loads &l : loads) {
+  for (auto [u, l] : llvm::enumerate(loads)) {
     // d[r][j]: element 2 * word + e is code word * perWord + 2j + e of row
     // r's chunk, dequantized: ((1024 + code) - (1024 + z)) * s.
     SmallVector<Value> d[2];
@@ -197,7 +272,8 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
         d[r].push_back(b.create<arith::MulFOp>(
             loc, b.create<arith::SubFOp>(loc, h, l.bias[r]), l.scale[r]));
       }
-    Value xBase = mul(l.chunk, chunkCodes / 4);
+    // Column of this lane's chunk in the tile, in 8-byte pieces.
+    Value xBase = mul(add(q, int64_t(u) * 4), chunkCodes / 4);
     for (int64_t s = 0; s < steps; ++s) {
       int64_t word = 4 * s / perWord, j = (4 * s % perWord) / 2;
       Value a = zeroA;
@@ -210,7 +286,7 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
         a = b.create<vector::InsertOp>(loc, parts[i], a, ArrayRef<int64_t>{i});
       for (int64_t t = 0; t < nTiles; ++t) {
         Value xv = b.create<memref::LoadOp>(
-            loc, x, ValueRange{add(add(xRow[t], xBase), s)});
+            loc, tile4, ValueRange{add(add(tileRow[t], xBase), s)});
         Value bFrag = b.create<vector::ShapeCastOp>(
             loc, VectorType::get({2, 2}, f16), xv);
         acc[t] = b.create<nvgpu::MmaSyncOp>(loc, a, bFrag, acc[t],
@@ -248,6 +324,14 @@ Operation *MmaDecodeBuilder::build(Operation *gpuModule) {
 } // namespace
 
 int64_t decodeMmaRowsPerBlock() { return kWarps * kRowsPerWarp; }
+
+int64_t decodeMmaSharedBytes(const QGemmSpec &spec) {
+  return int64_t(spec.mTile) * tileRowHalves(spec) * 2;
+}
+
+int64_t decodeMmaQuadsPerStep(const QGemmSpec &spec) {
+  return quadsPerStep(spec);
+}
 
 Operation *buildDecodeMmaKernel(OpBuilder &b, Operation *gpuModule,
                                 const QGemmSpec &spec) {

@@ -31,6 +31,11 @@ bool decodeUsesTensorCores(const QGemmSpec &spec);
 /// Output rows one block of the tensor-core decode kernel computes.
 int64_t decodeMmaRowsPerBlock();
 
+/// Dynamic shared memory of the tensor-core decode kernel (its staged
+/// activation tile), and the chunk quads one step of its loop covers.
+int64_t decodeMmaSharedBytes(const QGemmSpec &spec);
+int64_t decodeMmaQuadsPerStep(const QGemmSpec &spec);
+
 /// Builds the tensor-core decode kernel of \p spec as a gpu.func in
 /// \p gpuModule (DecodeMmaKernel.cpp).
 mlir::Operation *buildDecodeMmaKernel(mlir::OpBuilder &b,

@@ -42,7 +42,7 @@ std::string QGemmSpec::finalize() {
       workers = (n + 15) / 16;
     }
     const int64_t target = tc ? kDecodeTargetWarps : kDecodeTargetThreads;
-    const int64_t minUnits = tc ? 2 : kMinChunksPerThread;
+    const int64_t minUnits = tc ? 4 : kMinChunksPerThread;
     if (splitK <= 0) {
       int64_t byWorkers = (target + workers - 1) / workers;
       int64_t byWork = std::max<int64_t>(1, units / minUnits);
@@ -91,6 +91,8 @@ QGemmLaunch qgemmLaunch(const QGemmSpec &spec, int64_t m) {
       decodeUsesTensorCores(spec) ? decodeMmaRowsPerBlock() : kDecodeBlock;
   l.grid = {(spec.n + rows - 1) / rows, spec.splitK, 1};
   l.tileN = rows;
+  if (decodeUsesTensorCores(spec))
+    l.sharedBytes = decodeMmaSharedBytes(spec);
   l.block = {kDecodeBlock, 1, 1};
   l.accumulates = spec.splitK > 1;
   return l;

@@ -25,8 +25,7 @@
 // results are f32, row-major M x N.
 //
 // Kernel ABI (what a launcher passes): the gpu.func arguments in order
-//   x: memref<?xf16> (decode: memref<?xvector<8xf16>> on CUDA cores,
-//      memref<?xvector<4xf16>> on tensor cores: 16- and 8-byte loads),
+//   x: memref<?xf16> (decode: memref<?xvector<8xf16>>, 16-byte loads),
 //   w: memref<?xvector<4xi32>>, scales: memref<?xf16>,
 //   biases: memref<?xf16>, y: memref<?xf32>, m: i32
 // each memref expanded by the NVVM lowering into five parameters
