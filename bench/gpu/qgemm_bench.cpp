@@ -24,11 +24,14 @@
 //
 // Timing: CUDA events around each launch, median of --iters launches after
 // --warmup launches. Every timed launch runs cold: before it, a 256 MiB
-// buffer is written (cuMemsetD32Async), which evicts the 50-60 MB L2 of an
-// H100/H200, so weights, constants and x come from HBM as they do in a model
-// whose layers are far larger than L2. Nothing is subtracted: the events
-// bracket the kernel alone (the flush and, for accumulating kernels, the
-// zeroing of y are queued before the start event).
+// buffer is read (--flush=read, the default: cublasIsamax over it), which
+// evicts the 50-60 MB L2 of an H100/H200 and leaves it holding clean lines,
+// so weights, constants and x come from HBM as they do in a model whose
+// layers are far larger than L2. --flush=write writes the buffer instead
+// (cuMemsetD32Async): the L2 is then full of dirty lines whose write-back
+// competes with the timed kernel's reads, a harsher setting. Nothing is
+// subtracted: the events bracket the kernel alone (the flush and, for
+// accumulating kernels, the zeroing of y are queued before the start event).
 //
 // Exit status: 0 when every checked product is within tolerance, 1 when one
 // is not (every row is still printed), 2 on a setup error.
@@ -65,6 +68,7 @@ struct Options {
   int iters = 25;
   int warmup = 3;
   size_t flushBytes = size_t(256) << 20;
+  bool flushByWriting = false;
   double tolerance = 2e-2;
 };
 
@@ -96,7 +100,7 @@ void checkCudart(cudaError_t e, const char *call) {
 
 void usage() {
   std::printf("usage: qgemm_bench [KERNEL_DIR] [--m 1,16,64,2048] [--iters N]\n"
-              "                   [--warmup N]\n"
+              "                   [--warmup N] [--flush=read|write]\n"
               "KERNEL_DIR holds kernels.txt and the modules it names (default\n"
               "build/gpu-kernels).\n");
 }
@@ -132,6 +136,8 @@ Options parseOptions(int argc, char **argv) {
       o.iters = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--warmup") {
       o.warmup = std::max(0, std::atoi(value().c_str()));
+    } else if (a == "--flush=read" || a == "--flush=write") {
+      o.flushByWriting = a == "--flush=write";
     } else if (!a.empty() && a[0] == '-') {
       usage();
       die("unknown option " + a);
@@ -302,9 +308,9 @@ double relativeError(const std::vector<double> &ref,
 /// median in microseconds.
 class Timer {
 public:
-  Timer(const CudaDevice &device, CUdeviceptr flush, size_t flushBytes,
+  Timer(const CudaDevice &device, std::function<void(int)> flush,
         const Options &o)
-      : device_(device), flush_(flush), flushWords_(flushBytes / 4), o_(o) {
+      : device_(device), flush_(std::move(flush)), o_(o) {
     events_.resize(size_t(2 * o.iters));
     for (CUevent &e : events_)
       check(device.check(device.api().cuEventCreate(&e, 0), "cuEventCreate"));
@@ -322,7 +328,7 @@ public:
       launch();
     }
     for (int i = 0; i < o_.iters; ++i) {
-      check(device_.fill32(flush_, uint32_t(i + 1), flushWords_));
+      flush_(i);
       prepare();
       check(device_.check(device_.api().cuEventRecord(events_[2 * i], nullptr),
                           "cuEventRecord"));
@@ -343,8 +349,7 @@ public:
 
 private:
   const CudaDevice &device_;
-  CUdeviceptr flush_;
-  size_t flushWords_;
+  std::function<void(int)> flush_;
   const Options &o_;
   std::vector<CUevent> events_;
 };
@@ -440,11 +445,34 @@ int main(int argc, char **argv) {
               "GB/s\n",
               copyGBs);
   std::printf("timing: median of %d launches after %d warm-up, each cold "
-              "(256 MiB written before it to flush L2)\n\n",
-              o.iters, o.warmup);
+              "(256 MiB %s before it to flush L2)\n\n",
+              o.iters, o.warmup, o.flushByWriting ? "written" : "read");
 
   DeviceBuffer flush = check(DeviceBuffer::allocate(*device, o.flushBytes));
-  Timer timer(*device, flush.ptr(), o.flushBytes, o);
+  const size_t flushWords = o.flushBytes / 4;
+  check(device->fill32(flush.ptr(), 0, flushWords));
+  // The read flush: a second handle whose result stays on the device, so
+  // nothing waits for the host.
+  cublasHandle_t flusher;
+  checkCublas(cublasCreate(&flusher), "cublasCreate");
+  checkCublas(cublasSetStream(flusher, nullptr), "cublasSetStream");
+  checkCublas(cublasSetPointerMode(flusher, CUBLAS_POINTER_MODE_DEVICE),
+              "cublasSetPointerMode");
+  DeviceBuffer flushResult = check(DeviceBuffer::allocate(*device, 64));
+  Timer timer(
+      *device,
+      [&](int i) {
+        if (o.flushByWriting) {
+          check(device->fill32(flush.ptr(), uint32_t(i + 1), flushWords));
+          return;
+        }
+        checkCublas(
+            cublasIsamax(flusher, int(flushWords),
+                         reinterpret_cast<const float *>(flush.ptr()), 1,
+                         reinterpret_cast<int *>(flushResult.ptr())),
+            "cublasIsamax");
+      },
+      o);
 
   // Shapes in manifest order.
   std::vector<std::vector<const ManifestKernel *>> shapes;
@@ -594,6 +622,7 @@ int main(int argc, char **argv) {
     }
   }
   checkCublas(cublasDestroy(cublas), "cublasDestroy");
+  checkCublas(cublasDestroy(flusher), "cublasDestroy");
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
           .count();
