@@ -41,6 +41,23 @@ LogicalResult BlockContext::observeInputs(
       limit);
 }
 
+LogicalResult
+BlockContext::collectHessians(std::vector<quant::HessianAccumulator> &hessians,
+                              std::vector<RowSample> &samples,
+                              int64_t sampleRows) {
+  hessians.clear();
+  samples.clear();
+  for (Value input : inputs) {
+    int64_t k = cast<ShapedType>(input.getType()).getShape().back();
+    hessians.emplace_back(k);
+    samples.emplace_back(k, sampleRows, session.numWindows());
+  }
+  return observeInputs([&](size_t i, const rt::Tensor &x) {
+    hessians[i].add(x.data<float>(), x.numel() / hessians[i].columns());
+    samples[i].add(x);
+  });
+}
+
 FailureOr<std::vector<float>> BlockContext::weights(size_t i) {
   return store.getMatrixNK(layers[i].weight, layers[i].op.getWeightKn());
 }

@@ -16,6 +16,7 @@
 #define LLQ_LIB_TRANSFORMS_CALIBRATEDMETHOD_H
 
 #include "llq/Dialect/LLQ/Utils/WeightStore.h"
+#include "llq/Quant/Statistics.h"
 #include "llq/Transforms/Calibration.h"
 #include "llq/Transforms/QuantizeUtils.h"
 
@@ -67,6 +68,12 @@ struct BlockContext {
   mlir::LogicalResult observeInputs(
       const std::function<void(size_t, const rt::Tensor &)> &fn,
       int64_t limit = -1);
+  /// Runs the block and collects, for every input, the Hessian H = 2 X^T X
+  /// over all its tokens and a sample of `sampleRows` rows (what GPTQ-style
+  /// methods need).
+  mlir::LogicalResult
+  collectHessians(std::vector<quant::HessianAccumulator> &hessians,
+                  std::vector<RowSample> &samples, int64_t sampleRows = 512);
   /// The float N x K weights of layer `i`.
   mlir::FailureOr<std::vector<float>> weights(size_t i);
   /// Replaces layer `i` by its quantization `q`, recording in the report

@@ -402,16 +402,7 @@ struct QuantizePackedPass
     auto quantizeBlock = [&](BlockContext &block) -> LogicalResult {
       std::vector<quant::HessianAccumulator> hessians;
       std::vector<RowSample> samples;
-      for (Value input : block.inputs) {
-        int64_t k = cast<ShapedType>(input.getType()).getShape().back();
-        hessians.emplace_back(k);
-        samples.emplace_back(k, kSampleRows, block.session.numWindows());
-      }
-      if (failed(block.observeInputs([&](size_t i, const rt::Tensor &x) {
-            hessians[i].add(x.data<float>(),
-                            x.numel() / hessians[i].columns());
-            samples[i].add(x);
-          })))
+      if (failed(block.collectHessians(hessians, samples, kSampleRows)))
         return failure();
       for (size_t i = 0; i < block.layers.size(); ++i) {
         FailureOr<std::vector<float>> w = block.weights(i);
