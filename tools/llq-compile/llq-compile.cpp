@@ -71,6 +71,10 @@ static cl::opt<std::string>
     decodeRowsArg("decode-rows", cl::init("1,16"), cl::cat(category),
                   cl::desc("Row counts (1-64) to build decode kernels for; "
                            "above 4 they run on tensor cores"));
+static cl::opt<int>
+    splitKArg("split-k", cl::init(0), cl::cat(category),
+              cl::desc("K splits of the decode kernels (0: chosen from the "
+                       "shape)"));
 static cl::opt<bool> noPrefill("no-prefill", cl::cat(category),
                                cl::desc("Build no tensor-core prefill kernels"));
 static cl::opt<std::string> outputDir("o", cl::cat(category),
@@ -297,7 +301,7 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
     for (int rows : decodeRows) {
       spec.kind = gpu::QGemmKind::Decode;
       spec.mTile = rows;
-      spec.splitK = 0;
+      spec.splitK = splitKArg;
       layer.decode.emplace_back(rows, add(spec));
     }
     if (!noPrefill) {
@@ -356,6 +360,8 @@ int main(int argc, char **argv) {
              : "give either a model or --kernels, not both");
   if (emitArg != "artifact" && emitArg != "mlir" && emitArg != "ptx")
     fail("--emit must be artifact, mlir or ptx, not '" + emitArg + "'");
+  if (splitKArg < 0)
+    fail("--split-k must be 0 (automatic) or a number of splits");
   if (emitArg == "artifact" && outputDir.empty())
     fail("no output directory: give -o <dir>");
 
@@ -411,7 +417,7 @@ int main(int argc, char **argv) {
     for (int rows : decodeRows) {
       spec.kind = gpu::QGemmKind::Decode;
       spec.mTile = rows;
-      spec.splitK = 0;
+      spec.splitK = splitKArg;
       add(spec);
     }
     if (!noPrefill) {
