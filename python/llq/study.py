@@ -41,7 +41,8 @@ PROFILES = {
     "main": dict(calib_samples=16, calib_seqlen=512, seqlen=512, eval_tokens=16384,
                  c4_windows=8, mc_items=60, search_windows=1,
                  configs=["float", "awq-w4-g128"]),
-    # The whole table within an hour on two cores.
+    # The whole table on two cores: about an hour for the uniform rows, more
+    # with the calibrated binarization and QuIP rows (`--only` picks rows).
     "quick": dict(calib_samples=16, calib_seqlen=512, seqlen=512, eval_tokens=8192,
                   c4_windows=8, mc_items=40, search_windows=1),
     "full": dict(calib_samples=128, calib_seqlen=2048, seqlen=2048, eval_tokens=0,
