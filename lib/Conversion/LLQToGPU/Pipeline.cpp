@@ -22,6 +22,7 @@
 #include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "llvm/ADT/BitVector.h"
 #include "llvm/ADT/ScopeExit.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Program.h"
@@ -155,6 +156,18 @@ OwningOpRef<ModuleOp> buildKernelModule(MLIRContext &ctx,
 
 FailureOr<std::string> lowerKernelsToPtx(ModuleOp kernels, StringRef chip) {
   OwningOpRef<ModuleOp> module(cast<ModuleOp>(kernels->clone()));
+  // The prefill kernel's launch bound asks for two resident blocks per SM,
+  // which Hopper's 228 KiB of shared memory holds. Before sm_90 its 90 KiB
+  // tile leaves room for one block (164 KiB on sm_80, 100 KiB on sm_86/89),
+  // so the 128-register cap the bound implies would only cost spills there:
+  // older chips get the register budget of one block.
+  unsigned sm = 0;
+  if (chip.starts_with("sm_") && !chip.drop_front(3).take_while(llvm::isDigit)
+                                        .getAsInteger(10, sm) &&
+      sm < 90)
+    module->walk([](::mlir::gpu::GPUFuncOp f) {
+      f->removeAttr("nvvm.minctasm");
+    });
   std::string pipeline =
       "gpu.module(convert-scf-to-cf,lower-affine,convert-vector-to-llvm),"
       "convert-nvgpu-to-nvvm,"
