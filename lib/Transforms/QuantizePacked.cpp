@@ -258,6 +258,16 @@ struct QuantizePackedPass
         ok = run(d);
       return ok;
     };
+    // The method's result: its reconstruction and its packed tensors; and
+    // the round-to-nearest baseline it is compared with.
+    auto keep = [&](const auto &m) {
+      quant::dequantize(m, approx.data());
+      packed = quant::packLayer(m);
+    };
+    auto rtnBaseline = [&](const quant::UniformScheme &scheme) {
+      quant::dequantize(quant::quantizeRTN(w.data(), n, k, scheme),
+                        base.data());
+    };
     if (method == "billm") {
       quant::BiLLMMatrix m;
       quant::BiLLMOptions o;
@@ -267,8 +277,7 @@ struct QuantizePackedPass
             return quant::billmQuantize(w.data(), n, k, *h, o, m, error);
           }))
         return op.emitError("BiLLM failed on ") << layer.name << ": " << error;
-      quant::dequantize(m, approx.data());
-      packed = quant::packLayer(m);
+      keep(m);
       quant::dequantize(quant::binarizeSign(w.data(), n, k, groupSize),
                         base.data());
       baseline = "sign-g" + std::to_string(groupSize);
@@ -282,32 +291,25 @@ struct QuantizePackedPass
           }))
         return op.emitError("PB-LLM failed on ")
                << layer.name << ": " << error;
-      quant::dequantize(m, approx.data());
-      packed = quant::packLayer(m);
+      keep(m);
       quant::dequantize(quant::binarizeSign(w.data(), n, k, 0), base.data());
       baseline = "sign";
     } else if (method == "dbllm") {
       quant::DBLLMOptions o;
       o.groupSize = groupSize;
       quant::DBLLMMatrix m = quant::dbllmQuantize(w.data(), n, k, o);
-      quant::dequantize(m, approx.data());
-      packed = quant::packLayer(m);
-      quant::UniformScheme scheme{2, groupSize, false};
-      quant::dequantize(quant::quantizeRTN(w.data(), n, k, scheme),
-                        base.data());
+      keep(m);
+      rtnBaseline({2, groupSize, false});
       baseline = "rtn-w2" + groupSuffix();
     } else if (method == "nf4") {
       quant::NF4Options o;
       o.blockSize = groupSize;
       o.calibrate = icq;
       quant::NF4Matrix m = quant::quantizeNF4(w.data(), n, k, o);
-      quant::dequantize(m, approx.data());
-      packed = quant::packLayer(m);
+      keep(m);
       // NF4 scales each block by its absolute maximum, like symmetric RTN
       // (asymmetric RTN also stores an 8-bit zero point per block).
-      quant::UniformScheme scheme{4, groupSize, true};
-      quant::dequantize(quant::quantizeRTN(w.data(), n, k, scheme),
-                        base.data());
+      rtnBaseline({4, groupSize, true});
       baseline = "rtn-w4-g" + std::to_string(groupSize) + "-sym";
     } else {
       quant::QuIPMatrix m;
@@ -318,10 +320,8 @@ struct QuantizePackedPass
             return quant::quipQuantize(w.data(), n, k, *h, o, m, error);
           }))
         return op.emitError("QuIP failed on ") << layer.name << ": " << error;
-      quant::dequantize(m, approx.data());
-      packed = quant::packLayer(m);
-      quant::dequantize(quant::quantizeRTN(w.data(), n, k, o.ldlq.scheme),
-                        base.data());
+      keep(m);
+      rtnBaseline(o.ldlq.scheme);
       baseline = "rtn-w" + std::to_string(bits) + groupSuffix();
     }
     std::optional<double> outErr, baseErr;

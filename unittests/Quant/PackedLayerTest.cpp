@@ -74,6 +74,18 @@ void expectRoundTrip(const PackedLayer &layer,
             0);
 }
 
+/// Packs \p m and checks the packed layer decodes to m's own reconstruction
+/// and stores \p structBytes bytes (what the method's struct counts).
+template <typename Matrix>
+PackedLayer expectPacksLike(const Matrix &m, int64_t structBytes) {
+  std::vector<float> expected(m.rows * m.cols);
+  dequantize(m, expected.data());
+  PackedLayer layer = packLayer(m);
+  EXPECT_EQ(layer.storedBytes(), structBytes);
+  expectRoundTrip(layer, expected);
+  return layer;
+}
+
 TEST(PackedLayer, BiLLMRoundTripsAndCountsTheStructsBytes) {
   std::vector<float> w = gaussian(kN * kK, 1);
   BiLLMMatrix m;
@@ -81,11 +93,7 @@ TEST(PackedLayer, BiLLMRoundTripsAndCountsTheStructsBytes) {
   ASSERT_TRUE(billmQuantize(w.data(), kN, kK, hessian(kK, 2), BiLLMOptions(),
                             m, error))
       << error;
-  std::vector<float> expected(kN * kK);
-  dequantize(m, expected.data());
-  PackedLayer layer = packLayer(m);
-  EXPECT_EQ(layer.storedBytes(), m.storedBytes());
-  expectRoundTrip(layer, expected);
+  expectPacksLike(m, m.storedBytes());
 }
 
 TEST(PackedLayer, PBLLMRoundTripsAndCountsTheStructsBytes) {
@@ -97,11 +105,7 @@ TEST(PackedLayer, PBLLMRoundTripsAndCountsTheStructsBytes) {
   ASSERT_TRUE(
       pbllmQuantize(w.data(), kN, kK, hessian(kK, 4), options, m, error))
       << error;
-  std::vector<float> expected(kN * kK);
-  dequantize(m, expected.data());
-  PackedLayer layer = packLayer(m);
-  EXPECT_EQ(layer.storedBytes(), m.storedBytes());
-  expectRoundTrip(layer, expected);
+  expectPacksLike(m, m.storedBytes());
 }
 
 TEST(PackedLayer, DBLLMRoundTrips) {
@@ -110,11 +114,7 @@ TEST(PackedLayer, DBLLMRoundTrips) {
     DBLLMOptions options;
     options.groupSize = group;
     DBLLMMatrix m = dbllmQuantize(w.data(), kN, kK, options);
-    std::vector<float> expected(kN * kK);
-    dequantize(m, expected.data());
-    PackedLayer layer = packLayer(m);
-    EXPECT_EQ(layer.storedBytes(), m.storedBytes());
-    expectRoundTrip(layer, expected);
+    expectPacksLike(m, m.storedBytes());
   }
 }
 
@@ -124,12 +124,8 @@ TEST(PackedLayer, NF4RoundTripsWithAndWithoutICQ) {
     NF4Options options;
     options.calibrate = icq;
     NF4Matrix m = quantizeNF4(w.data(), kN, kK, options);
-    std::vector<float> expected(kN * kK);
-    dequantize(m, expected.data());
-    PackedLayer layer = packLayer(m);
-    EXPECT_EQ(layer.storedBytes(), m.storageBytes());
+    PackedLayer layer = expectPacksLike(m, m.storageBytes());
     EXPECT_EQ(layer.parts.size(), icq ? 5u : 4u);
-    expectRoundTrip(layer, expected);
   }
 }
 
