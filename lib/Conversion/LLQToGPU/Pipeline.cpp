@@ -9,6 +9,16 @@
 #include "Internal.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Verifier.h"
@@ -118,8 +128,30 @@ LogicalResult adoptOutlinedKernel(ModuleOp scratch, func::FuncOp host,
 
 } // namespace
 
+namespace {
+/// Parses \p nest into \p scratch's body; returns its function.
+func::FuncOp parseLoopNest(MLIRContext &ctx, const LoopNestKernel &nest,
+                           ModuleOp scratch) {
+  OwningOpRef<ModuleOp> parsed =
+      parseSourceString<ModuleOp>(nest.source, ParserConfig(&ctx), nest.name);
+  if (!parsed)
+    return nullptr;
+  func::FuncOp found;
+  for (auto f : llvm::make_early_inc_range(parsed->getOps<func::FuncOp>())) {
+    f->moveBefore(scratch.getBody(), scratch.getBody()->end());
+    if (f.getName() == nest.name)
+      found = f;
+  }
+  if (!found)
+    emitError(scratch.getLoc()) << "loop nest '" << nest.name
+                                << "' defines no function of that name";
+  return found;
+}
+} // namespace
+
 OwningOpRef<ModuleOp> buildKernelModule(MLIRContext &ctx,
-                                        ArrayRef<QGemmSpec> specs) {
+                                        ArrayRef<QGemmSpec> specs,
+                                        ArrayRef<LoopNestKernel> nests) {
   ctx.loadAllAvailableDialects();
   OpBuilder b(&ctx);
   Location loc = b.getUnknownLoc();
@@ -149,6 +181,18 @@ OwningOpRef<ModuleOp> buildKernelModule(MLIRContext &ctx,
                                    spec.kernelName())))
       return nullptr;
   }
+  for (const LoopNestKernel &nest : nests) {
+    OwningOpRef<ModuleOp> scratch = ModuleOp::create(loc);
+    func::FuncOp host = parseLoopNest(ctx, nest, *scratch);
+    if (!host)
+      return nullptr;
+    if (failed(runPipeline(*scratch,
+                           "convert-parallel-loops-to-gpu,"
+                           "gpu-kernel-outlining,lower-affine,canonicalize")))
+      return nullptr;
+    if (failed(adoptOutlinedKernel(*scratch, host, kernels, nest.name)))
+      return nullptr;
+  }
   if (failed(mlir::verify(*module)))
     return nullptr;
   return module;
@@ -171,7 +215,10 @@ FailureOr<std::string> lowerKernelsToPtx(ModuleOp kernels, StringRef chip) {
   std::string pipeline =
       "gpu.module(convert-scf-to-cf,lower-affine,convert-vector-to-llvm),"
       "convert-nvgpu-to-nvvm,"
-      "gpu.module(convert-gpu-to-nvvm{index-bitwidth=64},canonicalize,cse,"
+      // Math ops without a libdevice function (math.fma) go to LLVM
+      // intrinsics after the NVVM lowering has taken the others.
+      "gpu.module(convert-gpu-to-nvvm{index-bitwidth=64},convert-math-to-llvm,"
+      "canonicalize,cse,"
       "reconcile-unrealized-casts),"
       "nvvm-attach-target{chip=" +
       chip.str() +
@@ -250,10 +297,160 @@ llvm::Expected<Cubin> assemblePtx(StringRef ptx, StringRef chip) {
   return Cubin{(*cubin)->getBuffer().str(), text};
 }
 
+OwningOpRef<ModuleOp> buildHostKernelModule(MLIRContext &ctx,
+                                            ArrayRef<QGemmSpec> specs,
+                                            ArrayRef<LoopNestKernel> nests) {
+  ctx.loadAllAvailableDialects();
+  OpBuilder b(&ctx);
+  OwningOpRef<ModuleOp> module = ModuleOp::create(b.getUnknownLoc());
+  for (const QGemmSpec &spec : specs) {
+    if (spec.kind != QGemmKind::Decode || decodeUsesTensorCores(spec)) {
+      emitError(module->getLoc())
+          << spec.kernelName() << " has no host form (only decode kernels of "
+          << "up to 4 rows are loop nests)";
+      return nullptr;
+    }
+    buildDecodeLoopNest(b, *module, spec);
+  }
+  for (const LoopNestKernel &nest : nests)
+    if (!parseLoopNest(ctx, nest, *module))
+      return nullptr;
+  if (failed(mlir::verify(*module)))
+    return nullptr;
+  return module;
+}
+
+LogicalResult lowerHostKernels(ModuleOp module) {
+  // The C interface wrappers are not needed: the packed entry points below
+  // call the functions with their expanded parameters.
+  module.walk([](func::FuncOp f) { f->removeAttr("llvm.emit_c_interface"); });
+  if (failed(lowerLoopNestsForHost(module)))
+    return failure();
+  OpBuilder b(module.getContext());
+  auto ptr = LLVM::LLVMPointerType::get(module.getContext());
+  SmallVector<LLVM::LLVMFuncOp> kernels(module.getOps<LLVM::LLVMFuncOp>());
+  for (LLVM::LLVMFuncOp f : kernels) {
+    if (f.isExternal())
+      continue;
+    Location loc = f.getLoc();
+    b.setInsertionPointAfter(f);
+    auto packed = b.create<LLVM::LLVMFuncOp>(
+        loc, (f.getName() + "_packed").str(),
+        LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(b.getContext()),
+                                    {ptr}));
+    Block *entry = packed.addEntryBlock(b);
+    b.setInsertionPointToStart(entry);
+    SmallVector<Value> args;
+    for (auto [i, type] : llvm::enumerate(f.getFunctionType().getParams())) {
+      Value slot = b.create<LLVM::GEPOp>(loc, ptr, ptr, entry->getArgument(0),
+                                         ArrayRef<LLVM::GEPArg>{int32_t(i)});
+      Value at = b.create<LLVM::LoadOp>(loc, ptr, slot);
+      args.push_back(b.create<LLVM::LoadOp>(loc, type, at));
+    }
+    b.create<LLVM::CallOp>(loc, f, args);
+    b.create<LLVM::ReturnOp>(loc, ValueRange{});
+  }
+  return mlir::verify(module);
+}
+
+llvm::Expected<std::string> emitHostObject(ModuleOp module) {
+  static std::once_flag init;
+  std::call_once(init, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, llvmContext, "llq_host_kernels");
+  if (!llvmModule)
+    return llvm::createStringError("translating the host kernels to LLVM IR "
+                                   "failed");
+  std::string triple = llvm::sys::getProcessTriple();
+  std::string error;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return llvm::createStringError("no code generator for " + triple + ": " +
+                                   error);
+  // Tuned for the machine that builds (the artifact is built where it runs,
+  // or on the same kind of machine) but kept to the baseline instruction set
+  // of the triple, so it loads on any CPU of that architecture.
+  llvm::TargetOptions options;
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      triple, "generic", "", options, llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+  llvmModule->setDataLayout(machine->createDataLayout());
+  llvmModule->setTargetTriple(triple);
+  auto optimize = makeOptimizingTransformer(3, 0, machine.get());
+  if (llvm::Error e = optimize(llvmModule.get()))
+    return std::move(e);
+  llvm::SmallString<0> object;
+  llvm::raw_svector_ostream os(object);
+  llvm::legacy::PassManager passes;
+  if (machine->addPassesToEmitFile(passes, os, nullptr,
+                                   llvm::CodeGenFileType::ObjectFile))
+    return llvm::createStringError("the host code generator cannot emit "
+                                   "object files");
+  passes.run(*llvmModule);
+  return std::string(object.str());
+}
+
+llvm::Expected<std::string> linkSharedLibrary(StringRef object) {
+  std::string cc;
+  if (const char *env = std::getenv("CC"); env && *env) {
+    if (auto p = llvm::sys::findProgramByName(env))
+      cc = *p;
+  }
+  for (StringRef name : {"cc", "gcc", "clang"}) {
+    if (!cc.empty())
+      break;
+    if (auto p = llvm::sys::findProgramByName(name))
+      cc = *p;
+  }
+  if (cc.empty())
+    return llvm::createStringError("no C compiler (cc, gcc or clang) to link "
+                                   "the host kernels with; set CC");
+  llvm::SmallString<128> in, out, log;
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-host", "o", in))
+    return llvm::errorCodeToError(ec);
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-host", "so", out))
+    return llvm::errorCodeToError(ec);
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-link", "log", log))
+    return llvm::errorCodeToError(ec);
+  auto cleanup = llvm::make_scope_exit([&] {
+    llvm::sys::fs::remove(in);
+    llvm::sys::fs::remove(out);
+    llvm::sys::fs::remove(log);
+  });
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(in, ec);
+    if (ec)
+      return llvm::errorCodeToError(ec);
+    os << object;
+  }
+  llvm::SmallVector<StringRef> args = {cc, "-shared", "-o", out, in, "-lm"};
+  std::optional<StringRef> redirects[] = {std::nullopt, log.str(), log.str()};
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(cc, args, std::nullopt, redirects, 0, 0,
+                                     &message);
+  if (rc != 0) {
+    auto text = llvm::MemoryBuffer::getFile(log);
+    return llvm::createStringError(
+        "linking the host kernels failed (" + cc + "): " + message +
+        (text ? "\n" + (*text)->getBuffer().str() : std::string()));
+  }
+  auto library = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
+  if (!library)
+    return llvm::errorCodeToError(library.getError());
+  return (*library)->getBuffer().str();
+}
+
 LogicalResult lowerLoopNestsForHost(ModuleOp module) {
   return runPipeline(module,
                      "convert-scf-to-cf,lower-affine,"
-                     "convert-vector-to-llvm,finalize-memref-to-llvm,"
+                     "convert-vector-to-llvm,convert-math-to-llvm,"
+                     "finalize-memref-to-llvm,"
                      "convert-arith-to-llvm,convert-cf-to-llvm,"
                      "convert-func-to-llvm,reconcile-unrealized-casts");
 }

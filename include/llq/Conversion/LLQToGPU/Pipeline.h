@@ -35,10 +35,41 @@ inline constexpr llvm::StringLiteral kKernelModuleName = "llq_kernels";
 /// lowering and JIT-running kernels need, and (once) their passes.
 void registerKernelCompilation(mlir::DialectRegistry &registry);
 
+/// A kernel given as MLIR text: a module holding one func.func called
+/// `name` whose body is an scf.parallel nest with GPU mapping attributes
+/// (ModelKernels.h).
+struct LoopNestKernel {
+  std::string name;
+  std::string source;
+};
+
 /// Builds `module { gpu.module @llq_kernels { ... } }` with one kernel per
-/// finalized spec. Errors are emitted on the context.
+/// finalized spec and per loop nest. Errors are emitted on the context.
 mlir::OwningOpRef<mlir::ModuleOp>
-buildKernelModule(mlir::MLIRContext &ctx, llvm::ArrayRef<QGemmSpec> specs);
+buildKernelModule(mlir::MLIRContext &ctx, llvm::ArrayRef<QGemmSpec> specs,
+                  llvm::ArrayRef<LoopNestKernel> nests = {});
+
+/// Builds a module of host functions, one per decode spec with a CUDA-core
+/// loop nest (mTile <= 4) and per loop nest, not yet lowered.
+mlir::OwningOpRef<mlir::ModuleOp>
+buildHostKernelModule(mlir::MLIRContext &ctx, llvm::ArrayRef<QGemmSpec> specs,
+                      llvm::ArrayRef<LoopNestKernel> nests);
+
+/// Lowers a module of loop nests for the host (lowerLoopNestsForHost) and
+/// adds to each function `f` an entry point `f_packed(void **params)` that
+/// takes its parameters as cuLaunchKernel does: params[i] points to the i-th
+/// parameter of the expanded ABI (a memref is five: allocated and aligned
+/// pointers, offset, size, stride). Launchers therefore pack the same array
+/// for the GPU and for the host.
+mlir::LogicalResult lowerHostKernels(mlir::ModuleOp module);
+
+/// Optimizes a lowered host module (lowerHostKernels) at -O3 and emits an
+/// object file for the machine it runs on; returns its bytes.
+llvm::Expected<std::string> emitHostObject(mlir::ModuleOp module);
+
+/// Links \p object into a shared library with the system C compiler (found
+/// as $CC, cc, gcc or clang); returns the library's bytes.
+llvm::Expected<std::string> linkSharedLibrary(llvm::StringRef object);
 
 /// Lowers (a clone of) \p kernels to PTX for \p chip ("sm_80", "sm_90").
 mlir::FailureOr<std::string> lowerKernelsToPtx(mlir::ModuleOp kernels,

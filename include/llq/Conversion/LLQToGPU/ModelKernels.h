@@ -1,0 +1,112 @@
+//===- ModelKernels.h - The non-GEMM kernels of a LLaMA model ---*- C++ -*-===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Everything of a LLaMA forward pass that is not a quantized GEMM, generated
+// per model (the dimensions are constants of each kernel): the embedding
+// gather, RMSNorm, the residual add, RoPE with the KV-cache write,
+// attention over the cache with grouped-query heads (scores, softmax,
+// probabilities times values), SwiGLU, and the f16 GEMV that runs layers left
+// unquantized (typically the LM head).
+//
+// Each kernel is an `scf.parallel` nest (blocks x threads, with GPU mapping
+// attributes) written as MLIR text and specialized by substitution. The same
+// nest is mapped to a gpu.launch by `convert-parallel-loops-to-gpu` for the
+// GPU, and lowered as is for the host, where it runs serially: that is what
+// `llq-compile --target=cpu` builds and what the CPU tests run.
+//
+// Conventions (every kernel):
+//   * activations are row-major; m (i32, the last argument) counts rows;
+//   * grid.y is m for the row-wise kernels (launch: grid(m) below);
+//   * the residual stream h is f32; GEMM inputs are f16; GEMM outputs f32;
+//   * ss[m] is the sum of squares of each row of h, which embed and add
+//     accumulate with atomics (zero it first) and rmsnorm reads;
+//   * the KV cache of a layer is f16 [maxContext][kvHeads][headDim], rows
+//     written at positions pos0 .. pos0 + m - 1;
+//   * scores are f32 [m][heads][maxContext]; query row r sees keys
+//     0 .. pos0 + r (causal).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LLQ_CONVERSION_LLQTOGPU_MODELKERNELS_H
+#define LLQ_CONVERSION_LLQTOGPU_MODELKERNELS_H
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace llq::gpu {
+
+/// The dimensions a model's kernels are specialized on.
+struct ModelDims {
+  int64_t hidden = 0, heads = 0, kvHeads = 0, headDim = 0;
+  int64_t intermediate = 0, vocab = 0;
+  /// KV-cache capacity in positions.
+  int64_t maxContext = 0;
+  float epsilon = 1e-5f;
+  /// Attention's score scale (1 / sqrt(headDim) in LLaMA).
+  float scale = 0;
+
+  /// "" or why no kernels can be built for these dimensions.
+  std::string check() const;
+};
+
+enum class ModelOp {
+  Embed,    ///< (ids i32, table f16 [V][D], h f32, ss f32, m)
+  AddSumSq, ///< (h f32, y f32, ss f32, m): h += y, ss += rows' squares
+  RmsNorm,  ///< (h f32, ss f32, weight f32 [D], out f16, m)
+  Rope,     ///< (q, k, v f32, inv_freq f32 [hd/2], q_out f16, kcache,
+            ///<  vcache f16, pos0 i32, m)
+  Scores,   ///< (q f16, kcache f16, scores f32, pos0 i32, m)
+  Softmax,  ///< (scores f32, pos0 i32, m), in place
+  Values,   ///< (scores f32, vcache f16, out f16, pos0 i32, m)
+  SwiGlu,   ///< (gate f32, up f32, out f16, m)
+};
+
+/// "embed", "add_sumsq", "rmsnorm", "rope", "scores", "softmax", "values",
+/// "swiglu".
+const char *modelOpName(ModelOp op);
+
+/// One generated model kernel: its launch and its loop nest.
+struct ModelKernel {
+  ModelOp op;
+  std::string name;
+  /// Launch: grid (gridX, rowsInY ? m : gridY, 1), block (block, 1, 1).
+  int64_t gridX = 1, gridY = 1;
+  bool rowsInY = true;
+  int64_t block = 1;
+  /// The host function holding the scf.parallel nest, as MLIR text.
+  std::string source;
+};
+
+/// Every model kernel for \p dims (dims.check() must be "").
+std::vector<ModelKernel> buildModelKernels(const ModelDims &dims);
+
+/// A GEMV/skinny GEMM over f16 weights, for layers left unquantized:
+/// y[m, n] (+)= sum_k x[m, k] w[n, k] with the weights in the k-chunk layout
+/// of 8 halves: w[k / 8][n] is a vector<8xf16> (GpuLayout.h's layout with
+/// f16 "codes"). Arguments (x: memref<?xvector<8xf16>>, w: memref<?xvector
+/// <8xf16>>, y: memref<?xf32>, m: i32); grid (ceil(n / 128), splitK),
+/// block 128; accumulating (zero y first) when splitK > 1.
+struct HGemvSpec {
+  int64_t n = 0, k = 0;
+  int mTile = 4;
+  int splitK = 0; ///< 0: chosen from the shape
+  /// Fills splitK and checks the shape; "" or why not.
+  std::string finalize();
+  std::string kernelName() const;
+  int64_t chunksPerSplit() const;
+};
+
+/// The loop nest of \p spec (finalized), as MLIR text.
+std::string hgemvSource(const HGemvSpec &spec);
+
+/// Threads per block of the f16 GEMV.
+constexpr int64_t kHGemvBlock = 128;
+
+} // namespace llq::gpu
+
+#endif // LLQ_CONVERSION_LLQTOGPU_MODELKERNELS_H

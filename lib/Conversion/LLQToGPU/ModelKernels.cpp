@@ -1,0 +1,679 @@
+//===- ModelKernels.cpp - The non-GEMM kernels of a LLaMA model -----------===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The kernels are MLIR text with {{KEY}} placeholders for the model's
+// dimensions. Each is one scf.parallel over blocks (x, and rows in y) around
+// one scf.parallel over the threads of a block; a thread's work is a plain
+// scf.for. Row-wise reductions that need more than one thread (the sums of
+// squares of RMSNorm) are split into per-thread partial sums combined with
+// atomic adds, so no kernel needs shared memory or barriers and every nest
+// runs unchanged on the host.
+//
+//===----------------------------------------------------------------------===//
+
+#include "llq/Conversion/LLQToGPU/ModelKernels.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+namespace llq::gpu {
+
+namespace {
+
+constexpr const char *kMapThreads =
+    "{mapping = [#gpu.loop_dim_map<processor = thread_x, map = (d0) -> (d0), "
+    "bound = (d0) -> (d0)>]}";
+constexpr const char *kMapBlocks =
+    "{mapping = [#gpu.loop_dim_map<processor = block_x, map = (d0) -> (d0), "
+    "bound = (d0) -> (d0)>, #gpu.loop_dim_map<processor = block_y, map = "
+    "(d0) -> (d0), bound = (d0) -> (d0)>]}";
+
+/// Threads per block and elements per thread of the row-wise kernels.
+constexpr int64_t kRowBlock = 256, kRowPerThread = 4;
+
+/// Replaces each {{KEY}} of \p text by its value; unknown keys stay as they
+/// are when \p keepUnknown, and otherwise become text that cannot parse.
+std::string substitute(const std::string &text,
+                       const std::map<std::string, std::string> &values,
+                       bool keepUnknown = false) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text.compare(i, 2, "{{") == 0) {
+      size_t end = text.find("}}", i);
+      std::string key = text.substr(i + 2, end - i - 2);
+      auto it = values.find(key);
+      if (it != values.end())
+        out += it->second;
+      else if (keepUnknown)
+        out += "{{" + key + "}}";
+      else
+        out += "<missing " + key + ">";
+      i = end + 2;
+      continue;
+    }
+    out += text[i++];
+  }
+  return out;
+}
+
+std::string floatLiteral(float v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9e", static_cast<double>(v));
+  return buf;
+}
+
+// The row-wise kernels share a frame: block x covers kRowBlock *
+// kRowPerThread elements of row `row`, thread tx elements
+// (bx * kRowPerThread + j) * kRowBlock + tx, j < kRowPerThread.
+constexpr const char *kRowFrameBegin = R"(
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %cE = arith.constant {{PER_THREAD}} : index
+  %cW = arith.constant {{WIDTH}} : index
+  %gx = arith.constant {{GX}} : index
+  %zero = arith.constant 0.0 : f32
+  %mi = arith.index_cast %m : i32 to index
+  scf.parallel (%bx, %row) = (%c0, %c0) to (%gx, %mi) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %rbase = arith.muli %row, %cW : index
+      %b0 = arith.muli %bx, %cE : index
+)";
+constexpr const char *kRowFrameEnd = R"(
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+// Loops over the thread's elements; the body sees %i (column) and %ri
+// (row-major index) and yields the f32 running value %a.
+constexpr const char *kRowLoopBegin = R"(
+      %acc = scf.for %j = %c0 to %cE step %c1 iter_args(%a = %zero) -> f32 {
+        %blk = arith.addi %b0, %j : index
+        %i0 = arith.muli %blk, %cT : index
+        %i = arith.addi %i0, %tx : index
+        %in = arith.cmpi ult, %i, %cW : index
+        %r = scf.if %in -> f32 {
+          %ri = arith.addi %rbase, %i : index
+)";
+constexpr const char *kRowLoopEnd = R"(
+        } else {
+          scf.yield %a : f32
+        }
+        scf.yield %r : f32
+      }
+)";
+
+constexpr const char *kEmbed = R"(
+func.func @{{NAME}}(%ids: memref<?xi32>, %table: memref<?xf16>,
+                    %h: memref<?xf32>, %ss: memref<?xf32>, %m: i32) {
+  %vmax = arith.constant {{VMAX}} : index
+)" "{{ROW_BEGIN}}" R"(
+      %id32 = memref.load %ids[%row] : memref<?xi32>
+      %idr = arith.index_cast %id32 : i32 to index
+      %idc = arith.maxsi %idr, %c0 : index
+      %id = arith.minsi %idc, %vmax : index
+      %tbase = arith.muli %id, %cW : index
+)" "{{LOOP_BEGIN}}" R"(
+          %ti = arith.addi %tbase, %i : index
+          %v16 = memref.load %table[%ti] : memref<?xf16>
+          %v = arith.extf %v16 : f16 to f32
+          memref.store %v, %h[%ri] : memref<?xf32>
+          %sq = arith.mulf %v, %v : f32
+          %n = arith.addf %a, %sq : f32
+          scf.yield %n : f32
+)" "{{LOOP_END}}" R"(
+      %old = memref.atomic_rmw addf %acc, %ss[%row] : (f32, memref<?xf32>) -> f32
+)" "{{ROW_END}}";
+
+constexpr const char *kAddSumSq = R"(
+func.func @{{NAME}}(%h: memref<?xf32>, %y: memref<?xf32>, %ss: memref<?xf32>,
+                    %m: i32) {
+)" "{{ROW_BEGIN}}" "{{LOOP_BEGIN}}" R"(
+          %hv = memref.load %h[%ri] : memref<?xf32>
+          %yv = memref.load %y[%ri] : memref<?xf32>
+          %v = arith.addf %hv, %yv : f32
+          memref.store %v, %h[%ri] : memref<?xf32>
+          %sq = arith.mulf %v, %v : f32
+          %n = arith.addf %a, %sq : f32
+          scf.yield %n : f32
+)" "{{LOOP_END}}" R"(
+      %old = memref.atomic_rmw addf %acc, %ss[%row] : (f32, memref<?xf32>) -> f32
+)" "{{ROW_END}}";
+
+// out = h / sqrt(mean(h^2) + eps) * w, rounded to f16 once.
+constexpr const char *kRmsNorm = R"(
+func.func @{{NAME}}(%h: memref<?xf32>, %ss: memref<?xf32>, %w: memref<?xf32>,
+                    %out: memref<?xf16>, %m: i32) {
+  %invw = arith.constant {{INV_WIDTH}} : f32
+  %eps = arith.constant {{EPS}} : f32
+)" "{{ROW_BEGIN}}" R"(
+      %sum = memref.load %ss[%row] : memref<?xf32>
+      %mean = arith.mulf %sum, %invw : f32
+      %me = arith.addf %mean, %eps : f32
+      %sd = math.sqrt %me : f32
+)" "{{LOOP_BEGIN}}" R"(
+          %hv = memref.load %h[%ri] : memref<?xf32>
+          %wv = memref.load %w[%i] : memref<?xf32>
+          %nv = arith.divf %hv, %sd : f32
+          %v = arith.mulf %nv, %wv : f32
+          %v16 = arith.truncf %v : f32 to f16
+          memref.store %v16, %out[%ri] : memref<?xf16>
+          scf.yield %a : f32
+)" "{{LOOP_END}}" "{{ROW_END}}";
+
+// silu(g) * u = g / (1 + exp(-g)) * u, rounded to f16 once.
+constexpr const char *kSwiGlu = R"(
+func.func @{{NAME}}(%g: memref<?xf32>, %u: memref<?xf32>, %out: memref<?xf16>,
+                    %m: i32) {
+  %one = arith.constant 1.0 : f32
+)" "{{ROW_BEGIN}}" "{{LOOP_BEGIN}}" R"(
+          %gv = memref.load %g[%ri] : memref<?xf32>
+          %uv = memref.load %u[%ri] : memref<?xf32>
+          %ng = arith.negf %gv : f32
+          %e = math.exp %ng : f32
+          %den = arith.addf %one, %e : f32
+          %s = arith.divf %gv, %den : f32
+          %v = arith.mulf %s, %uv : f32
+          %v16 = arith.truncf %v : f32 to f16
+          memref.store %v16, %out[%ri] : memref<?xf16>
+          scf.yield %a : f32
+)" "{{LOOP_END}}" "{{ROW_END}}";
+
+// Block x < heads rotates query head x; the others rotate key head
+// x - heads into the cache and copy its value row. Thread j owns the pair
+// (j, j + hd/2) at angle (pos0 + row) * inv_freq[j].
+constexpr const char *kRope = R"(
+func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
+                    %invf: memref<?xf32>, %qo: memref<?xf16>,
+                    %kc: memref<?xf16>, %vc: memref<?xf16>, %pos0: i32,
+                    %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cHalf = arith.constant {{HALF}} : index
+  %cHd = arith.constant {{HD}} : index
+  %cH = arith.constant {{HEADS}} : index
+  %cQRow = arith.constant {{QROW}} : index
+  %cKRow = arith.constant {{KROW}} : index
+  %gx = arith.constant {{GX}} : index
+  %mi = arith.index_cast %m : i32 to index
+  scf.parallel (%bx, %row) = (%c0, %c0) to (%gx, %mi) step (%c1, %c1) {
+    scf.parallel (%j) = (%c0) to (%cHalf) step (%c1) {
+      %p0 = arith.index_cast %pos0 : i32 to index
+      %pos = arith.addi %p0, %row : index
+      %pos64 = arith.index_cast %pos : index to i64
+      %posf = arith.sitofp %pos64 : i64 to f32
+      %f = memref.load %invf[%j] : memref<?xf32>
+      %ang = arith.mulf %posf, %f : f32
+      %c = math.cos %ang : f32
+      %s = math.sin %ang : f32
+      %j2 = arith.addi %j, %cHalf : index
+      %isq = arith.cmpi ult, %bx, %cH : index
+      scf.if %isq {
+        %qb0 = arith.muli %row, %cQRow : index
+        %qh = arith.muli %bx, %cHd : index
+        %qb = arith.addi %qb0, %qh : index
+        %i1 = arith.addi %qb, %j : index
+        %i2 = arith.addi %qb, %j2 : index
+        %x1 = memref.load %q[%i1] : memref<?xf32>
+        %x2 = memref.load %q[%i2] : memref<?xf32>
+        %a1 = arith.mulf %x1, %c : f32
+        %b1 = arith.mulf %x2, %s : f32
+        %o1 = arith.subf %a1, %b1 : f32
+        %a2 = arith.mulf %x2, %c : f32
+        %b2 = arith.mulf %x1, %s : f32
+        %o2 = arith.addf %a2, %b2 : f32
+        %o1h = arith.truncf %o1 : f32 to f16
+        %o2h = arith.truncf %o2 : f32 to f16
+        memref.store %o1h, %qo[%i1] : memref<?xf16>
+        memref.store %o2h, %qo[%i2] : memref<?xf16>
+      } else {
+        %g = arith.subi %bx, %cH : index
+        %gh = arith.muli %g, %cHd : index
+        %kb0 = arith.muli %row, %cKRow : index
+        %kb = arith.addi %kb0, %gh : index
+        %cb0 = arith.muli %pos, %cKRow : index
+        %cb = arith.addi %cb0, %gh : index
+        %i1 = arith.addi %kb, %j : index
+        %i2 = arith.addi %kb, %j2 : index
+        %t1 = arith.addi %cb, %j : index
+        %t2 = arith.addi %cb, %j2 : index
+        %x1 = memref.load %k[%i1] : memref<?xf32>
+        %x2 = memref.load %k[%i2] : memref<?xf32>
+        %a1 = arith.mulf %x1, %c : f32
+        %b1 = arith.mulf %x2, %s : f32
+        %o1 = arith.subf %a1, %b1 : f32
+        %a2 = arith.mulf %x2, %c : f32
+        %b2 = arith.mulf %x1, %s : f32
+        %o2 = arith.addf %a2, %b2 : f32
+        %o1h = arith.truncf %o1 : f32 to f16
+        %o2h = arith.truncf %o2 : f32 to f16
+        memref.store %o1h, %kc[%t1] : memref<?xf16>
+        memref.store %o2h, %kc[%t2] : memref<?xf16>
+        %v1 = memref.load %v[%i1] : memref<?xf32>
+        %v2 = memref.load %v[%i2] : memref<?xf32>
+        %v1h = arith.truncf %v1 : f32 to f16
+        %v2h = arith.truncf %v2 : f32 to f16
+        memref.store %v1h, %vc[%t1] : memref<?xf16>
+        memref.store %v2h, %vc[%t2] : memref<?xf16>
+      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+// Block (head, row); thread tx scores keys tx, tx + block, ... <= pos0 + row.
+constexpr const char *kScores = R"(
+func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
+                    %pos0: i32, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %cHd = arith.constant {{HD}} : index
+  %cH = arith.constant {{HEADS}} : index
+  %cGroup = arith.constant {{GROUP}} : index
+  %cQRow = arith.constant {{QROW}} : index
+  %cKRow = arith.constant {{KROW}} : index
+  %cCtx = arith.constant {{CTX}} : index
+  %scale = arith.constant {{SCALE}} : f32
+  %zero = arith.constant 0.0 : f32
+  %mi = arith.index_cast %m : i32 to index
+  scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %p0 = arith.index_cast %pos0 : i32 to index
+      %pos = arith.addi %p0, %row : index
+      %len = arith.addi %pos, %c1 : index
+      %g = arith.divui %hd, %cGroup : index
+      %kh = arith.muli %g, %cHd : index
+      %qb0 = arith.muli %row, %cQRow : index
+      %qh = arith.muli %hd, %cHd : index
+      %qb = arith.addi %qb0, %qh : index
+      %srow0 = arith.muli %row, %cH : index
+      %srow = arith.addi %srow0, %hd : index
+      %sb = arith.muli %srow, %cCtx : index
+      scf.for %t = %tx to %len step %cT {
+        %kb0 = arith.muli %t, %cKRow : index
+        %kb = arith.addi %kb0, %kh : index
+        %dot = scf.for %d = %c0 to %cHd step %c1 iter_args(%a = %zero) -> f32 {
+          %qi = arith.addi %qb, %d : index
+          %ki = arith.addi %kb, %d : index
+          %qv = memref.load %q[%qi] : memref<?xf16>
+          %kv = memref.load %kc[%ki] : memref<?xf16>
+          %qf = arith.extf %qv : f16 to f32
+          %kf = arith.extf %kv : f16 to f32
+          %n = math.fma %qf, %kf, %a : f32
+          scf.yield %n : f32
+        }
+        %s = arith.mulf %dot, %scale : f32
+        %si = arith.addi %sb, %t : index
+        memref.store %s, %sc[%si] : memref<?xf32>
+      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+// One thread per (head, row): max, exp and sum, then normalize in place.
+constexpr const char *kSoftmax = R"(
+func.func @{{NAME}}(%sc: memref<?xf32>, %pos0: i32, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cH = arith.constant {{HEADS}} : index
+  %cCtx = arith.constant {{CTX}} : index
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %mi = arith.index_cast %m : i32 to index
+  scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%c1) step (%c1) {
+      %p0 = arith.index_cast %pos0 : i32 to index
+      %pos = arith.addi %p0, %row : index
+      %len = arith.addi %pos, %c1 : index
+      %srow0 = arith.muli %row, %cH : index
+      %srow = arith.addi %srow0, %hd : index
+      %sb = arith.muli %srow, %cCtx : index
+      %mx = scf.for %t = %c0 to %len step %c1 iter_args(%a = %ninf) -> f32 {
+        %si = arith.addi %sb, %t : index
+        %s = memref.load %sc[%si] : memref<?xf32>
+        %n = arith.maximumf %a, %s : f32
+        scf.yield %n : f32
+      }
+      %sum = scf.for %t = %c0 to %len step %c1 iter_args(%a = %zero) -> f32 {
+        %si = arith.addi %sb, %t : index
+        %s = memref.load %sc[%si] : memref<?xf32>
+        %x = arith.subf %s, %mx : f32
+        %e = math.exp %x : f32
+        memref.store %e, %sc[%si] : memref<?xf32>
+        %n = arith.addf %a, %e : f32
+        scf.yield %n : f32
+      }
+      %inv = arith.divf %one, %sum : f32
+      scf.for %t = %c0 to %len step %c1 {
+        %si = arith.addi %sb, %t : index
+        %e = memref.load %sc[%si] : memref<?xf32>
+        %p = arith.mulf %e, %inv : f32
+        memref.store %p, %sc[%si] : memref<?xf32>
+      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+// Block (head, row), thread d: out[row, head, d] = sum_t p[t] v[t, g, d].
+constexpr const char *kValues = R"(
+func.func @{{NAME}}(%sc: memref<?xf32>, %vc: memref<?xf16>, %out: memref<?xf16>,
+                    %pos0: i32, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cHd = arith.constant {{HD}} : index
+  %cH = arith.constant {{HEADS}} : index
+  %cGroup = arith.constant {{GROUP}} : index
+  %cQRow = arith.constant {{QROW}} : index
+  %cKRow = arith.constant {{KROW}} : index
+  %cCtx = arith.constant {{CTX}} : index
+  %zero = arith.constant 0.0 : f32
+  %mi = arith.index_cast %m : i32 to index
+  scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
+    scf.parallel (%d) = (%c0) to (%cHd) step (%c1) {
+      %p0 = arith.index_cast %pos0 : i32 to index
+      %pos = arith.addi %p0, %row : index
+      %len = arith.addi %pos, %c1 : index
+      %g = arith.divui %hd, %cGroup : index
+      %kh = arith.muli %g, %cHd : index
+      %vd = arith.addi %kh, %d : index
+      %srow0 = arith.muli %row, %cH : index
+      %srow = arith.addi %srow0, %hd : index
+      %sb = arith.muli %srow, %cCtx : index
+      %acc = scf.for %t = %c0 to %len step %c1 iter_args(%a = %zero) -> f32 {
+        %si = arith.addi %sb, %t : index
+        %p = memref.load %sc[%si] : memref<?xf32>
+        %vb = arith.muli %t, %cKRow : index
+        %vi = arith.addi %vb, %vd : index
+        %vv = memref.load %vc[%vi] : memref<?xf16>
+        %vf = arith.extf %vv : f16 to f32
+        %n = math.fma %p, %vf, %a : f32
+        scf.yield %n : f32
+      }
+      %ob0 = arith.muli %row, %cQRow : index
+      %oh = arith.muli %hd, %cHd : index
+      %ob = arith.addi %ob0, %oh : index
+      %oi = arith.addi %ob, %d : index
+      %o16 = arith.truncf %acc : f32 to f16
+      memref.store %o16, %out[%oi] : memref<?xf16>
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+std::string rowKernel(const char *body, const std::string &name,
+                      int64_t width,
+                      std::map<std::string, std::string> values) {
+  values["NAME"] = name;
+  values["BLOCK"] = std::to_string(kRowBlock);
+  values["PER_THREAD"] = std::to_string(kRowPerThread);
+  values["WIDTH"] = std::to_string(width);
+  values["GX"] = std::to_string(
+      (width + kRowBlock * kRowPerThread - 1) / (kRowBlock * kRowPerThread));
+  values["MAP_THREADS"] = kMapThreads;
+  values["MAP_BLOCKS"] = kMapBlocks;
+  // Frame pieces first (they hold placeholders of their own).
+  std::string text = substitute(body, {{"ROW_BEGIN", kRowFrameBegin},
+                                       {"ROW_END", kRowFrameEnd},
+                                       {"LOOP_BEGIN", kRowLoopBegin},
+                                       {"LOOP_END", kRowLoopEnd}},
+                                /*keepUnknown=*/true);
+  return substitute(text, values);
+}
+
+} // namespace
+
+const char *modelOpName(ModelOp op) {
+  switch (op) {
+  case ModelOp::Embed:
+    return "embed";
+  case ModelOp::AddSumSq:
+    return "add_sumsq";
+  case ModelOp::RmsNorm:
+    return "rmsnorm";
+  case ModelOp::Rope:
+    return "rope";
+  case ModelOp::Scores:
+    return "scores";
+  case ModelOp::Softmax:
+    return "softmax";
+  case ModelOp::Values:
+    return "values";
+  case ModelOp::SwiGlu:
+    return "swiglu";
+  }
+  return "?";
+}
+
+std::string ModelDims::check() const {
+  if (hidden <= 0 || heads <= 0 || kvHeads <= 0 || headDim <= 0 ||
+      intermediate <= 0 || vocab <= 0 || maxContext <= 0)
+    return "every model dimension must be positive";
+  if (heads % kvHeads)
+    return "the query heads (" + std::to_string(heads) +
+           ") are not a multiple of the key/value heads (" +
+           std::to_string(kvHeads) + ")";
+  if (headDim % 2 || headDim > 1024)
+    return "the head dimension must be even and at most 1024, not " +
+           std::to_string(headDim);
+  if (!(scale > 0))
+    return "the attention scale must be positive";
+  if (vocab > (int64_t(1) << 31) || maxContext > (int64_t(1) << 24))
+    return "vocabulary or context too large";
+  return "";
+}
+
+std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
+  const std::string suffix = "_d" + std::to_string(dims.hidden) + "_h" +
+                             std::to_string(dims.heads) + "x" +
+                             std::to_string(dims.kvHeads) + "x" +
+                             std::to_string(dims.headDim) + "_c" +
+                             std::to_string(dims.maxContext);
+  auto name = [&](ModelOp op) {
+    return std::string("llq_") + modelOpName(op) + suffix;
+  };
+  auto rowGrid = [](int64_t width) {
+    return (width + kRowBlock * kRowPerThread - 1) /
+           (kRowBlock * kRowPerThread);
+  };
+  std::map<std::string, std::string> attn = {
+      {"HD", std::to_string(dims.headDim)},
+      {"HALF", std::to_string(dims.headDim / 2)},
+      {"HEADS", std::to_string(dims.heads)},
+      {"GROUP", std::to_string(dims.heads / dims.kvHeads)},
+      {"QROW", std::to_string(dims.heads * dims.headDim)},
+      {"KROW", std::to_string(dims.kvHeads * dims.headDim)},
+      {"CTX", std::to_string(dims.maxContext)},
+      {"SCALE", floatLiteral(dims.scale)},
+      {"MAP_THREADS", kMapThreads},
+      {"MAP_BLOCKS", kMapBlocks}};
+  auto attnKernel = [&](const char *body, ModelOp op, int64_t gridX,
+                        int64_t block) {
+    std::map<std::string, std::string> v = attn;
+    v["NAME"] = name(op);
+    v["GX"] = std::to_string(gridX);
+    v["BLOCK"] = std::to_string(block);
+    return ModelKernel{op, name(op), gridX, 1, true, block, substitute(body, v)};
+  };
+
+  std::vector<ModelKernel> kernels;
+  kernels.push_back(
+      {ModelOp::Embed, name(ModelOp::Embed), rowGrid(dims.hidden), 1, true,
+       kRowBlock,
+       rowKernel(kEmbed, name(ModelOp::Embed), dims.hidden,
+                 {{"VMAX", std::to_string(dims.vocab - 1)}})});
+  kernels.push_back({ModelOp::AddSumSq, name(ModelOp::AddSumSq),
+                     rowGrid(dims.hidden), 1, true, kRowBlock,
+                     rowKernel(kAddSumSq, name(ModelOp::AddSumSq),
+                               dims.hidden, {})});
+  kernels.push_back(
+      {ModelOp::RmsNorm, name(ModelOp::RmsNorm), rowGrid(dims.hidden), 1,
+       true, kRowBlock,
+       rowKernel(kRmsNorm, name(ModelOp::RmsNorm), dims.hidden,
+                 {{"INV_WIDTH", floatLiteral(1.0f / float(dims.hidden))},
+                  {"EPS", floatLiteral(dims.epsilon)}})});
+  kernels.push_back(attnKernel(kRope, ModelOp::Rope,
+                               dims.heads + dims.kvHeads, dims.headDim / 2));
+  kernels.push_back(attnKernel(kScores, ModelOp::Scores, dims.heads, 128));
+  kernels.push_back(attnKernel(kSoftmax, ModelOp::Softmax, dims.heads, 1));
+  kernels.push_back(
+      attnKernel(kValues, ModelOp::Values, dims.heads, dims.headDim));
+  kernels.push_back({ModelOp::SwiGlu, name(ModelOp::SwiGlu),
+                     rowGrid(dims.intermediate), 1, true, kRowBlock,
+                     rowKernel(kSwiGlu, name(ModelOp::SwiGlu),
+                               dims.intermediate, {})});
+  return kernels;
+}
+
+//===----------------------------------------------------------------------===//
+// f16 GEMV
+//===----------------------------------------------------------------------===//
+
+std::string HGemvSpec::finalize() {
+  if (n <= 0 || k <= 0)
+    return "empty shape";
+  if (k % 8)
+    return "K (" + std::to_string(k) + ") must be a multiple of 8";
+  if (mTile < 1 || mTile > 8)
+    return "the f16 GEMV handles 1 to 8 rows";
+  const int64_t chunks = k / 8;
+  if (splitK == 0) {
+    // Enough blocks for a large GPU (~132 SMs x 4), at least 16 chunks a
+    // split.
+    const int64_t blocks = (n + kHGemvBlock - 1) / kHGemvBlock;
+    int64_t s = (528 + blocks - 1) / blocks;
+    s = std::min<int64_t>(s, std::max<int64_t>(1, chunks / 16));
+    splitK = static_cast<int>(std::max<int64_t>(1, s));
+  }
+  if (splitK < 1 || splitK > chunks)
+    return "split-K must be between 1 and K / 8";
+  return "";
+}
+
+int64_t HGemvSpec::chunksPerSplit() const {
+  const int64_t chunks = k / 8;
+  return (chunks + splitK - 1) / splitK;
+}
+
+std::string HGemvSpec::kernelName() const {
+  return "llq_hgemv_n" + std::to_string(n) + "_k" + std::to_string(k) + "_m" +
+         std::to_string(mTile) + "_s" + std::to_string(splitK);
+}
+
+std::string hgemvSource(const HGemvSpec &spec) {
+  const int64_t chunks = spec.k / 8;
+  std::map<std::string, std::string> v = {
+      {"NAME", spec.kernelName()},
+      {"N", std::to_string(spec.n)},
+      {"CHUNKS", std::to_string(chunks)},
+      {"PER_SPLIT", std::to_string(spec.chunksPerSplit())},
+      {"SPLITS", std::to_string(spec.splitK)},
+      {"BLOCK", std::to_string(kHGemvBlock)},
+      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
+      {"MAP_THREADS", kMapThreads},
+      {"MAP_BLOCKS", kMapBlocks}};
+  std::string text = R"(
+func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<8xf16>>,
+                    %y: memref<?xf32>, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %cN = arith.constant {{N}} : index
+  %cChunks = arith.constant {{CHUNKS}} : index
+  %cPer = arith.constant {{PER_SPLIT}} : index
+  %gx = arith.constant {{GX}} : index
+  %gy = arith.constant {{SPLITS}} : index
+  %zv = arith.constant dense<0.0> : vector<8xf32>
+  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %mi = arith.index_cast %m : i32 to index
+      %m1 = arith.maxsi %mi, %c1 : index
+      %mlast = arith.subi %m1, %c1 : index
+      %nb = arith.muli %bx, %cT : index
+      %n = arith.addi %nb, %tx : index
+      %inr = arith.cmpi ult, %n, %cN : index
+      scf.if %inr {
+        %first = arith.muli %sp, %cPer : index
+        %end0 = arith.addi %first, %cPer : index
+        %last = arith.minui %end0, %cChunks : index
+)";
+  std::string iters, inits, types, yields, results;
+  for (int i = 0; i < spec.mTile; ++i) {
+    std::string s = std::to_string(i);
+    text += "        %r" + s + "c = arith.minui %mlast, %c" + s +
+            "i : index\n";
+    text += "        %xb" + s + " = arith.muli %r" + s +
+            "c, %cChunks : index\n";
+    iters += std::string(i ? ", " : "") + "%a" + s + " = %zv";
+    types += std::string(i ? ", " : "") + "vector<8xf32>";
+    yields += std::string(i ? ", " : "") + "%n" + s;
+    results += std::string(i ? ", " : "") + "%acc#" + s;
+  }
+  // Row-index constants used above.
+  std::string rowConsts;
+  for (int i = 0; i < spec.mTile; ++i)
+    rowConsts += "  %c" + std::to_string(i) + "i = arith.constant " +
+                 std::to_string(i) + " : index\n";
+  text.insert(text.find("  scf.parallel"), rowConsts);
+  text += "        %acc:" + std::to_string(spec.mTile) +
+          " = scf.for %c = %first to %last step %c1 iter_args(" + iters +
+          ") -> (" + types + ") {\n";
+  text += R"(          %wb = arith.muli %c, %cN : index
+          %wi = arith.addi %wb, %n : index
+          %wh = memref.load %w[%wi] : memref<?xvector<8xf16>>
+          %wf = arith.extf %wh : vector<8xf16> to vector<8xf32>
+)";
+  for (int i = 0; i < spec.mTile; ++i) {
+    std::string s = std::to_string(i);
+    text += "          %xi" + s + " = arith.addi %xb" + s + ", %c : index\n";
+    text += "          %xh" + s + " = memref.load %x[%xi" + s +
+            "] : memref<?xvector<8xf16>>\n";
+    text += "          %xf" + s + " = arith.extf %xh" + s +
+            " : vector<8xf16> to vector<8xf32>\n";
+    text += "          %n" + s + " = vector.fma %wf, %xf" + s + ", %a" + s +
+            " : vector<8xf32>\n";
+  }
+  text += "          scf.yield " + yields + " : " + types + "\n        }\n";
+  for (int i = 0; i < spec.mTile; ++i) {
+    std::string s = std::to_string(i);
+    text += "        %live" + s + " = arith.cmpi ult, %c" + s +
+            "i, %mi : index\n";
+    text += "        scf.if %live" + s + " {\n";
+    text += "          %sum" + s + " = vector.reduction <add>, %acc#" + s +
+            " : vector<8xf32> into f32\n";
+    text += "          %yb" + s + " = arith.muli %c" + s + "i, %cN : index\n";
+    text += "          %yi" + s + " = arith.addi %yb" + s + ", %n : index\n";
+    if (spec.splitK > 1)
+      text += "          %old" + s + " = memref.atomic_rmw addf %sum" + s +
+              ", %y[%yi" + s + "] : (f32, memref<?xf32>) -> f32\n";
+    else
+      text += "          memref.store %sum" + s + ", %y[%yi" + s +
+              "] : memref<?xf32>\n";
+    text += "        }\n";
+  }
+  text += R"(      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+  (void)results;
+  return substitute(text, v);
+}
+
+} // namespace llq::gpu

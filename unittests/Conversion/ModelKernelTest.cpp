@@ -1,0 +1,392 @@
+//===- ModelKernelTest.cpp - The model kernels' loop nests on the CPU -----===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Builds the non-GEMM model kernels and the f16 GEMV as llq-compile does,
+// lowers them for the host with their packed entry points (the parameter
+// array a GPU launch takes), JIT-runs them and compares with float64
+// references written from the definitions: RMSNorm, rotate-half RoPE,
+// causal grouped-query attention over a KV cache, SwiGLU, x W^T.
+//
+//===----------------------------------------------------------------------===//
+
+#include "llq/Conversion/LLQToGPU/ModelKernels.h"
+#include "llq/Conversion/LLQToGPU/Pipeline.h"
+#include "llq/Quant/Half.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <deque>
+#include <random>
+
+using namespace llq;
+
+namespace {
+
+/// The parameter array of one launch: five slots per memref, one per i32.
+class Params {
+public:
+  template <typename T> Params &mem(std::vector<T> &v) {
+    slots_.push_back(reinterpret_cast<int64_t>(v.data()));
+    slots_.push_back(reinterpret_cast<int64_t>(v.data()));
+    slots_.push_back(0);
+    slots_.push_back(int64_t(v.size()));
+    slots_.push_back(1);
+    for (size_t i = slots_.size() - 5; i < slots_.size(); ++i)
+      ptrs_.push_back(&slots_[i]);
+    return *this;
+  }
+  Params &i32(int32_t v) {
+    ints_.push_back(v);
+    ptrs_.push_back(&ints_.back());
+    return *this;
+  }
+  void **data() { return ptrs_.data(); }
+
+private:
+  std::deque<int64_t> slots_; // stable addresses
+  std::deque<int32_t> ints_;
+  std::vector<void *> ptrs_;
+};
+
+using Half = std::vector<uint16_t>;
+
+Half toHalf(const std::vector<float> &v) {
+  Half h(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    h[i] = quant::floatToHalf(v[i]);
+  return h;
+}
+float hf(uint16_t h) { return quant::halfToFloat(h); }
+
+class ModelKernelTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  }
+
+  void SetUp() override {
+    dims.hidden = 1100; // more than one block of 1024, a short last one
+    dims.heads = 4;
+    dims.kvHeads = 2;
+    dims.headDim = 8;
+    dims.intermediate = 24;
+    dims.vocab = 11;
+    dims.maxContext = 16;
+    dims.epsilon = 1e-5f;
+    dims.scale = 1.0f / std::sqrt(8.0f);
+    ASSERT_EQ(dims.check(), "");
+    gemv.n = 37;
+    gemv.k = 48;
+    gemv.mTile = 4;
+    gemv.splitK = 2;
+    ASSERT_EQ(gemv.finalize(), "");
+    gemv1 = gemv;
+    gemv1.splitK = 1;
+    gemv1.mTile = 1;
+    ASSERT_EQ(gemv1.finalize(), "");
+
+    std::vector<gpu::LoopNestKernel> nests;
+    for (const gpu::ModelKernel &k : gpu::buildModelKernels(dims)) {
+      names[k.op] = k.name;
+      nests.push_back({k.name, k.source});
+    }
+    nests.push_back({gemv.kernelName(), gpu::hgemvSource(gemv)});
+    nests.push_back({gemv1.kernelName(), gpu::hgemvSource(gemv1)});
+
+    mlir::DialectRegistry registry;
+    gpu::registerKernelCompilation(registry);
+    ctx = std::make_unique<mlir::MLIRContext>(registry);
+    auto module = gpu::buildHostKernelModule(*ctx, {}, nests);
+    ASSERT_TRUE(module);
+    ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
+    auto created = mlir::ExecutionEngine::create(*module);
+    ASSERT_TRUE(bool(created)) << llvm::toString(created.takeError());
+    engine = std::move(*created);
+  }
+
+  void run(const std::string &name, Params &p) {
+    auto fn = engine->lookup(name + "_packed");
+    ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
+    reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+  }
+  void run(gpu::ModelOp op, Params &p) { run(names[op], p); }
+
+  gpu::ModelDims dims;
+  gpu::HGemvSpec gemv, gemv1;
+  std::map<gpu::ModelOp, std::string> names;
+  std::unique_ptr<mlir::MLIRContext> ctx;
+  std::unique_ptr<mlir::ExecutionEngine> engine;
+  std::mt19937 rng{7};
+  std::uniform_real_distribution<float> uni{-1, 1};
+};
+
+TEST_F(ModelKernelTest, EmbedAddAndRmsNorm) {
+  const int64_t D = dims.hidden, V = dims.vocab;
+  const int m = 3;
+  std::vector<float> tablef(V * D);
+  for (auto &v : tablef)
+    v = uni(rng);
+  Half table = toHalf(tablef);
+  // An id out of range is clamped, never read out of bounds.
+  std::vector<int32_t> ids = {4, 0, 99};
+  std::vector<float> h(m * D, -1.0f), ss(m, 0.0f);
+  Params pe;
+  pe.mem(ids).mem(table).mem(h).mem(ss).i32(m);
+  run(gpu::ModelOp::Embed, pe);
+  const int64_t rowsOf[3] = {4, 0, V - 1};
+  for (int r = 0; r < m; ++r) {
+    double sum = 0;
+    for (int64_t i = 0; i < D; ++i) {
+      float t = hf(table[rowsOf[r] * D + i]);
+      ASSERT_EQ(h[r * D + i], t);
+      sum += double(t) * t;
+    }
+    EXPECT_NEAR(ss[r], sum, 1e-5 * sum);
+  }
+
+  // h += y, with the new rows' sums of squares.
+  std::vector<float> y(m * D);
+  for (auto &v : y)
+    v = uni(rng);
+  std::vector<float> expectH(m * D);
+  for (int64_t i = 0; i < m * D; ++i)
+    expectH[i] = h[i] + y[i];
+  std::fill(ss.begin(), ss.end(), 0.0f);
+  Params pa;
+  pa.mem(h).mem(y).mem(ss).i32(m);
+  run(gpu::ModelOp::AddSumSq, pa);
+  std::vector<double> sums(m, 0);
+  for (int64_t i = 0; i < m * D; ++i) {
+    ASSERT_EQ(h[i], expectH[i]);
+    sums[i / D] += double(h[i]) * h[i];
+  }
+  for (int r = 0; r < m; ++r)
+    EXPECT_NEAR(ss[r], sums[r], 1e-5 * sums[r]);
+
+  std::vector<float> w(D);
+  for (auto &v : w)
+    v = uni(rng);
+  Half out(m * D, 0);
+  Params pn;
+  pn.mem(h).mem(ss).mem(w).mem(out).i32(m);
+  run(gpu::ModelOp::RmsNorm, pn);
+  for (int r = 0; r < m; ++r) {
+    double rms = std::sqrt(sums[r] / D + double(dims.epsilon));
+    for (int64_t i = 0; i < D; ++i) {
+      double ref = h[r * D + i] / rms * w[i];
+      // One f16 rounding of a value computed in f32.
+      EXPECT_NEAR(hf(out[r * D + i]), ref, 1e-3 * std::abs(ref) + 1e-6)
+          << r << "," << i;
+    }
+  }
+}
+
+TEST_F(ModelKernelTest, RopeWritesTheCacheAtItsPositions) {
+  const int64_t H = dims.heads, G = dims.kvHeads, hd = dims.headDim,
+                C = dims.maxContext;
+  const int m = 2, pos0 = 5;
+  std::vector<float> q(m * H * hd), k(m * G * hd), v(m * G * hd),
+      invf(hd / 2);
+  for (auto *vec : {&q, &k, &v})
+    for (auto &x : *vec)
+      x = uni(rng);
+  for (int64_t j = 0; j < hd / 2; ++j)
+    invf[j] = float(std::pow(10000.0, -2.0 * j / hd));
+  Half qo(m * H * hd, 0), kc(C * G * hd, 0), vc(C * G * hd, 0);
+  Params p;
+  p.mem(q).mem(k).mem(v).mem(invf).mem(qo).mem(kc).mem(vc).i32(pos0).i32(m);
+  run(gpu::ModelOp::Rope, p);
+
+  auto rotate = [&](const float *x, int64_t pos, int64_t i) {
+    int64_t j = i % (hd / 2);
+    double ang = double(float(pos) * invf[j]);
+    double c = std::cos(ang), s = std::sin(ang);
+    return i < hd / 2 ? x[j] * c - x[j + hd / 2] * s
+                      : x[j + hd / 2] * c + x[j] * s;
+  };
+  for (int r = 0; r < m; ++r) {
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < hd; ++i) {
+        double ref = rotate(&q[(r * H + h) * hd], pos0 + r, i);
+        EXPECT_NEAR(hf(qo[(r * H + h) * hd + i]), ref, 2e-3);
+      }
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t i = 0; i < hd; ++i) {
+        int64_t at = ((pos0 + r) * G + g) * hd + i;
+        EXPECT_NEAR(hf(kc[at]), rotate(&k[(r * G + g) * hd], pos0 + r, i),
+                    2e-3);
+        EXPECT_EQ(vc[at], quant::floatToHalf(v[(r * G + g) * hd + i]));
+      }
+  }
+  // Positions outside pos0 .. pos0 + m - 1 stay untouched.
+  for (int64_t t = 0; t < C; ++t)
+    if (t < pos0 || t >= pos0 + m)
+      for (int64_t i = 0; i < G * hd; ++i)
+        ASSERT_EQ(kc[t * G * hd + i], 0) << "position " << t;
+}
+
+TEST_F(ModelKernelTest, CausalGroupedQueryAttention) {
+  const int64_t H = dims.heads, G = dims.kvHeads, hd = dims.headDim,
+                C = dims.maxContext;
+  const int m = 3, pos0 = 4; // keys 0 .. 6
+  std::vector<float> qf(m * H * hd), kf(C * G * hd), vf(C * G * hd);
+  for (auto *vec : {&qf, &kf, &vf})
+    for (auto &x : *vec)
+      x = 2 * uni(rng);
+  Half q = toHalf(qf), kc = toHalf(kf), vc = toHalf(vf);
+  std::vector<float> scores(m * H * C, 0.0f);
+  Half out(m * H * hd, 0);
+  Params ps, pm, pv;
+  ps.mem(q).mem(kc).mem(scores).i32(pos0).i32(m);
+  pm.mem(scores).i32(pos0).i32(m);
+  pv.mem(scores).mem(vc).mem(out).i32(pos0).i32(m);
+  run(gpu::ModelOp::Scores, ps);
+  run(gpu::ModelOp::Softmax, pm);
+  run(gpu::ModelOp::Values, pv);
+
+  for (int r = 0; r < m; ++r)
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / (H / G), len = pos0 + r + 1;
+      std::vector<double> s(len);
+      double mx = -1e300, sum = 0;
+      for (int64_t t = 0; t < len; ++t) {
+        double dot = 0;
+        for (int64_t d = 0; d < hd; ++d)
+          dot += double(hf(q[(r * H + h) * hd + d])) *
+                 hf(kc[(t * G + g) * hd + d]);
+        s[t] = dot * dims.scale;
+        mx = std::max(mx, s[t]);
+      }
+      for (auto &x : s)
+        sum += (x = std::exp(x - mx));
+      for (int64_t d = 0; d < hd; ++d) {
+        double ref = 0;
+        for (int64_t t = 0; t < len; ++t)
+          ref += s[t] / sum * hf(vc[(t * G + g) * hd + d]);
+        EXPECT_NEAR(hf(out[(r * H + h) * hd + d]), ref,
+                    2e-3 * std::max(1.0, std::abs(ref)))
+            << "row " << r << " head " << h << " dim " << d;
+      }
+    }
+}
+
+TEST_F(ModelKernelTest, SwiGlu) {
+  const int64_t I = dims.intermediate;
+  const int m = 2;
+  std::vector<float> g(m * I), u(m * I);
+  for (auto &x : g)
+    x = 4 * uni(rng);
+  for (auto &x : u)
+    x = uni(rng);
+  Half out(m * I, 0);
+  Params p;
+  p.mem(g).mem(u).mem(out).i32(m);
+  run(gpu::ModelOp::SwiGlu, p);
+  for (int64_t i = 0; i < m * I; ++i) {
+    double ref = g[i] / (1 + std::exp(-double(g[i]))) * u[i];
+    EXPECT_NEAR(hf(out[i]), ref, 1e-3 * std::abs(ref) + 1e-6);
+  }
+}
+
+TEST_F(ModelKernelTest, F16GemvMatchesXWTranspose) {
+  for (const gpu::HGemvSpec *spec : {&gemv, &gemv1}) {
+    SCOPED_TRACE(spec->kernelName());
+    const int64_t N = spec->n, K = spec->k;
+    const int m = spec->mTile == 1 ? 1 : 3;
+    std::vector<float> wf(N * K), xf(spec->mTile * K, 0.0f);
+    for (auto &x : wf)
+      x = uni(rng);
+    for (int64_t i = 0; i < m * K; ++i)
+      xf[i] = uni(rng);
+    Half w(N * K), x = toHalf(xf);
+    // k-chunk layout: w[k / 8][n][k % 8].
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k)
+        w[((k / 8) * N + n) * 8 + k % 8] = quant::floatToHalf(wf[n * K + k]);
+    const float sentinel = 777.0f;
+    std::vector<float> y(spec->mTile * N, 0.0f);
+    for (int64_t i = m * N; i < int64_t(y.size()); ++i)
+      y[i] = sentinel;
+    Params p;
+    p.mem(x).mem(w).mem(y).i32(m);
+    run(spec->kernelName(), p);
+    for (int r = 0; r < m; ++r)
+      for (int64_t n = 0; n < N; ++n) {
+        double ref = 0;
+        for (int64_t k = 0; k < K; ++k)
+          ref += double(hf(x[r * K + k])) * hf(w[((k / 8) * N + n) * 8 + k % 8]);
+        EXPECT_NEAR(y[r * N + n], ref, 1e-5 * K) << r << "," << n;
+      }
+    for (int64_t i = m * N; i < int64_t(y.size()); ++i)
+      ASSERT_EQ(y[i], sentinel);
+  }
+}
+
+TEST(ModelKernels, LowerToPtxWithoutLocalMemory) {
+  gpu::ModelDims dims;
+  dims.hidden = 576;
+  dims.heads = 9;
+  dims.kvHeads = 3;
+  dims.headDim = 64;
+  dims.intermediate = 1536;
+  dims.vocab = 49152;
+  dims.maxContext = 2048;
+  dims.scale = 0.125f;
+  ASSERT_EQ(dims.check(), "");
+  gpu::HGemvSpec gemv;
+  gemv.n = 49152;
+  gemv.k = 576;
+  ASSERT_EQ(gemv.finalize(), "");
+  std::vector<gpu::LoopNestKernel> nests;
+  for (const gpu::ModelKernel &k : gpu::buildModelKernels(dims))
+    nests.push_back({k.name, k.source});
+  nests.push_back({gemv.kernelName(), gpu::hgemvSource(gemv)});
+  mlir::DialectRegistry registry;
+  gpu::registerKernelCompilation(registry);
+  mlir::MLIRContext ctx(registry);
+  auto module = gpu::buildKernelModule(ctx, {}, nests);
+  ASSERT_TRUE(module);
+  auto ptx = gpu::lowerKernelsToPtx(*module, "sm_80");
+  ASSERT_TRUE(mlir::succeeded(ptx));
+  for (const auto &nest : nests) {
+    size_t at = ptx->find(".entry " + nest.name + "(");
+    ASSERT_NE(at, std::string::npos) << nest.name;
+    std::string body = ptx->substr(at, ptx->find(".entry ", at + 1) - at);
+    // RoPE's sin and cos keep libdevice's slow path for huge angles, whose
+    // table lives in local memory; no other kernel touches it.
+    if (nest.name.find("llq_rope_") != 0)
+      EXPECT_EQ(body.find(".local"), std::string::npos) << nest.name;
+  }
+  // The f16 GEMV reads its weights with 128-bit loads.
+  EXPECT_NE(ptx->find("ld.global.v4"), std::string::npos);
+}
+
+TEST(ModelKernels, RejectsBadDimensions) {
+  gpu::ModelDims dims;
+  EXPECT_NE(dims.check(), "");
+  dims.hidden = 64;
+  dims.heads = 6;
+  dims.kvHeads = 4;
+  dims.headDim = 16;
+  dims.intermediate = 128;
+  dims.vocab = 100;
+  dims.maxContext = 32;
+  dims.scale = 0.25f;
+  EXPECT_NE(dims.check().find("multiple of the key/value heads"),
+            std::string::npos);
+  gpu::HGemvSpec gemv;
+  gemv.n = 10;
+  gemv.k = 12;
+  EXPECT_NE(gemv.finalize().find("multiple of 8"), std::string::npos);
+}
+
+} // namespace
