@@ -67,6 +67,8 @@ const ManifestModule *selectModule(const KernelManifest &manifest, int major,
                                    int minor) {
   const ManifestModule *best = nullptr, *ptx = nullptr;
   for (const ManifestModule &m : manifest.modules) {
+    if (m.isHost())
+      continue;
     if (m.isPtx()) {
       ptx = &m;
       continue;

@@ -15,7 +15,17 @@
 namespace llq::rt::cuda {
 
 const char *kindName(QGemmKernelKind kind) {
-  return kind == QGemmKernelKind::Decode ? "decode" : "prefill";
+  switch (kind) {
+  case QGemmKernelKind::Decode:
+    return "decode";
+  case QGemmKernelKind::Prefill:
+    return "prefill";
+  case QGemmKernelKind::HGemv:
+    return "hgemv";
+  case QGemmKernelKind::Model:
+    return "model";
+  }
+  return "?";
 }
 
 int ManifestModule::smVersion() const {
@@ -28,7 +38,10 @@ int ManifestModule::smVersion() const {
 }
 
 std::array<uint32_t, 3> ManifestKernel::grid(int64_t m) const {
-  if (kind == QGemmKernelKind::Decode) {
+  if (kind == QGemmKernelKind::Model)
+    return {static_cast<uint32_t>(gridX),
+            static_cast<uint32_t>(gridYIsM ? m : gridY), 1};
+  if (kind == QGemmKernelKind::Decode || kind == QGemmKernelKind::HGemv) {
     const int64_t rows = tileN > 0 ? tileN : block[0];
     return {static_cast<uint32_t>((n + rows - 1) / rows),
             static_cast<uint32_t>(splitK), 1};
@@ -82,7 +95,7 @@ bool isSymbolName(std::string_view name) {
 }
 
 bool isArch(std::string_view arch) {
-  if (arch == "ptx")
+  if (arch == "ptx" || arch == "host")
     return true;
   if (arch.size() < 5 || arch.substr(0, 3) != "sm_")
     return false;
@@ -109,6 +122,11 @@ std::string quoted(std::string_view s) {
   }
   return out + "'";
 }
+
+template <typename Integer, typename Missing, typename Take>
+Status parseLaunch(std::map<std::string, std::string> &values,
+                   const std::string &at, ManifestKernel &kernel,
+                   Integer &integer, Missing &missing, Take &take);
 
 /// Parses the key=value words of one kernel line.
 Status parseKernel(const std::vector<std::string_view> &words,
@@ -163,9 +181,57 @@ Status parseKernel(const std::vector<std::string_view> &words,
     kernel.kind = QGemmKernelKind::Decode;
   else if (kind == "prefill")
     kernel.kind = QGemmKernelKind::Prefill;
+  else if (kind == "hgemv")
+    kernel.kind = QGemmKernelKind::HGemv;
+  else if (kind == "model")
+    kernel.kind = QGemmKernelKind::Model;
   else
-    return Status::error(at + "'kind' must be decode or prefill, not " +
+    return Status::error(at + "'kind' must be decode, prefill, hgemv or "
+                              "model, not " +
                          quoted(kind));
+
+  if (kernel.kind == QGemmKernelKind::Model) {
+    if (!take("op", kernel.op))
+      return missing("op");
+    if (!isSymbolName(kernel.op))
+      return Status::error(at + "bad op " + quoted(kernel.op));
+    std::string grid;
+    if (!take("grid", grid))
+      return missing("grid");
+    // x,y with y a count or "m" (one block row per activation row).
+    size_t comma = grid.find(',');
+    std::string_view x = std::string_view(grid).substr(0, comma);
+    std::string_view y = comma == std::string::npos
+                             ? std::string_view("1")
+                             : std::string_view(grid).substr(comma + 1);
+    int64_t gx = 0, gy = 0;
+    kernel.gridYIsM = y == "m";
+    if (!parseInt(x, gx) || gx < 1 || gx > 65535 ||
+        (!kernel.gridYIsM && (!parseInt(y, gy) || gy < 1 || gy > 65535)))
+      return Status::error(at + "'grid' must be x,y with x, y in [1, 65535] "
+                                "(y may be m), not " +
+                           quoted(grid));
+    kernel.gridX = gx;
+    kernel.gridY = kernel.gridYIsM ? 1 : gy;
+  } else if (kernel.kind == QGemmKernelKind::HGemv) {
+    for (auto [key, out] :
+         {std::pair<const char *, int64_t *>{"n", &kernel.n}, {"k", &kernel.k}})
+      if (Status s = integer(key, 1, kMaxDim, *out, true); !s)
+        return s;
+    if (kernel.k % 8 != 0)
+      return Status::error(at + "k=" + std::to_string(kernel.k) +
+                           " is not a multiple of 8");
+    kernel.bits = 16;
+    if (Status s = integer("mtile", 1, 1024, kernel.mTile, true); !s)
+      return s;
+    if (Status s = integer("splitk", 1, 65535, kernel.splitK, true); !s)
+      return s;
+    if (Status s = integer("tile_n", 1, 4096, kernel.tileN, true); !s)
+      return s;
+  }
+  if (kernel.kind == QGemmKernelKind::Model ||
+      kernel.kind == QGemmKernelKind::HGemv)
+    return parseLaunch(values, at, kernel, integer, missing, take);
 
   int64_t bits = 0;
   if (Status s = integer("bits", 1, 8, bits, true); !s)
@@ -204,6 +270,14 @@ Status parseKernel(const std::vector<std::string_view> &words,
       return s;
   }
 
+  return parseLaunch(values, at, kernel, integer, missing, take);
+}
+
+/// The launch keys every kind has: block, smem, accumulate.
+template <typename Integer, typename Missing, typename Take>
+Status parseLaunch(std::map<std::string, std::string> &values,
+                   const std::string &at, ManifestKernel &kernel,
+                   Integer &integer, Missing &missing, Take &take) {
   std::string block;
   if (!take("block", block))
     return missing("block");
@@ -247,8 +321,9 @@ Status parseKernel(const std::vector<std::string_view> &words,
   if (Status s = integer("accumulate", 0, 1, accumulate, false); !s)
     return s;
   kernel.accumulate = accumulate != 0;
-  if (kernel.kind == QGemmKernelKind::Decode && kernel.splitK > 1 &&
-      !kernel.accumulate)
+  if ((kernel.kind == QGemmKernelKind::Decode ||
+       kernel.kind == QGemmKernelKind::HGemv) &&
+      kernel.splitK > 1 && !kernel.accumulate)
     return Status::error(at + "splitk=" + std::to_string(kernel.splitK) +
                          " needs accumulate=1 (the splits add into y)");
   kernel.extra = std::move(values);
@@ -281,7 +356,8 @@ Expected<KernelManifest> KernelManifest::parse(std::string_view text,
         return Status::error(where + "expected 'module <sm_NN|ptx> <file>'");
       if (!isArch(words[1]))
         return Status::error(where + "unknown module architecture " +
-                             quoted(words[1]) + " (expected sm_NN or ptx)");
+                             quoted(words[1]) +
+                             " (expected sm_NN, ptx or host)");
       std::string file(words[2]);
       if (file.find('/') != std::string::npos || file == "." || file == "..")
         return Status::error(where + "module file " + quoted(file) +

@@ -27,12 +27,28 @@
 //                           scales and biases (llq/Quant/GpuLayout.h)
 //   layers.txt              per layer: shape, its tensors, its kernels
 //
+// A model that is a LLaMA-style decoder (ModelPlan.h) also gets the rest of
+// its forward pass: the model kernels (embedding, norms, RoPE with the KV
+// cache, attention, SwiGLU; ModelKernels.h), f16 GEMV kernels and f16
+// weights for the layers left unquantized (the LM head), the embedding table
+// in f16, the norms and rotary frequencies, and
+//
+//   model.txt               dimensions, the kernels of each op, and block by
+//                           block the tensors and layers the runtime runs
+//
+// which runtime/cuda's ModelEngine (llq-run DIR --device cuda, the C API)
+// runs. --target=cpu builds the same loop nests for the host instead, as a
+// shared library (kernels.so) that the same engine runs on the CPU.
+//
 // --emit=mlir prints the kernels before lowering, --emit=ptx the PTX of the
 // first target; both write nothing.
 //
 //===----------------------------------------------------------------------===//
 
 #include "llq/Archive/SafeTensors.h"
+#include "ModelPlan.h"
+
+#include "llq/Conversion/LLQToGPU/ModelKernels.h"
 #include "llq/Conversion/LLQToGPU/Pipeline.h"
 #include "llq/Dialect/LLQ/IR/LLQ.h"
 #include "llq/Dialect/LLQ/Utils/WeightStore.h"
@@ -40,6 +56,8 @@
 #include "llq/Quant/Half.h"
 #include "llq/Support/FileUtils.h"
 #include "llq/Tools/ToolUtils.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/SmallString.h"
@@ -51,6 +69,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <map>
+#include <optional>
 
 using namespace llvm;
 using namespace llq;
@@ -66,7 +85,15 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     targetArg("target", cl::init("cuda-sm90"), cl::cat(category),
               cl::desc("Comma-separated targets: cuda-sm80, cuda-sm86, "
-                       "cuda-sm89, cuda-sm90"));
+                       "cuda-sm89, cuda-sm90; or cpu (the kernels as a host "
+                       "shared library)"));
+static cl::opt<int64_t>
+    maxContextArg("max-context", cl::init(2048), cl::cat(category),
+                  cl::desc("Positions the KV cache holds (models)"));
+static cl::opt<int64_t>
+    prefillRowsArg("prefill-rows", cl::init(64), cl::cat(category),
+                   cl::desc("Rows one forward step runs; longer prompts run "
+                            "in chunks (models)"));
 static cl::opt<std::string>
     decodeRowsArg("decode-rows", cl::init("1,16"), cl::cat(category),
                   cl::desc("Row counts (1-64) to build decode kernels for; "
@@ -119,9 +146,11 @@ LayerShape parseShape(StringRef text) {
 
 std::string chipOf(StringRef target) {
   StringRef t = target.trim();
+  if (t == "cpu")
+    return "cpu";
   if (!t.consume_front("cuda-sm"))
     fail("unknown target '" + target +
-         "' (expected cuda-sm80, cuda-sm86, cuda-sm89 or cuda-sm90)");
+         "' (expected cuda-sm80, cuda-sm86, cuda-sm89, cuda-sm90 or cpu)");
   unsigned sm;
   if (t.getAsInteger(10, sm) || sm < 80)
     fail("target '" + target +
@@ -186,9 +215,11 @@ void writeDirectory(const std::string &dir,
     sys::fs::remove_directories(old);
 }
 
-/// One quantized layer of a model, repacked for the kernels.
+/// One linear layer of a model, repacked for the kernels: quantized, or
+/// (f16) left in floating point.
 struct GpuLayer {
   std::string name;
+  bool f16 = false;
   LayerShape shape;
   std::vector<std::pair<int, std::string>> decode; ///< (rows, kernel)
   int codeBits = 0; ///< the scheme's; shape.bits is the container's
@@ -197,10 +228,12 @@ struct GpuLayer {
 
 /// Looks through the model's llq.qlinear ops, adds their kernels to
 /// \p specs, and their repacked weights to \p weights.
-std::vector<GpuLayer> packModel(mlir::ModuleOp module,
-                                std::vector<gpu::QGemmSpec> &specs,
-                                const SmallVector<int> &decodeRows,
-                                SafeTensorsWriter &weights) {
+std::vector<GpuLayer>
+packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
+          const SmallVector<int> &decodeRows, bool prefill,
+          SafeTensorsWriter &weights,
+          std::map<mlir::Operation *, std::string> &layerOf,
+          bool needLayers) {
   std::vector<GpuLayer> layers;
   WeightStore store;
   bool failedAny = false;
@@ -280,7 +313,8 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
       return;
     }
 
-    GpuLayer layer{name, {bits, group, n, k}, {}, 0, ""};
+    layerOf[op] = name;
+    GpuLayer layer{name, false, {bits, group, n, k}, {}, 0, ""};
     layer.codeBits = codeBits;
     auto add = [&](gpu::QGemmSpec spec) -> std::string {
       if (std::string why = spec.finalize(); !why.empty()) {
@@ -304,7 +338,7 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
       spec.splitK = splitKArg;
       layer.decode.emplace_back(rows, add(spec));
     }
-    if (!noPrefill) {
+    if (prefill) {
       spec.kind = gpu::QGemmKind::Prefill;
       layer.prefill = add(spec);
     }
@@ -319,10 +353,165 @@ std::vector<GpuLayer> packModel(mlir::ModuleOp module,
   });
   if (failedAny)
     fail("cannot compile '" + inputFile + "' for the GPU (see above)");
-  if (layers.empty())
+  if (layers.empty() && needLayers)
     fail("'" + inputFile + "' has no quantized layers (llq.qlinear): "
          "quantize it with llq-opt --quantize=<method> first");
   return layers;
+}
+
+/// The model-level part of an artifact: model kernels and model.txt.
+struct ModelArtifact {
+  std::vector<gpu::ModelKernel> kernels;
+  std::vector<gpu::HGemvSpec> gemvs;
+  std::string description; // model.txt
+};
+
+std::string manifestLine(const gpu::ModelKernel &k) {
+  return "kernel " + k.name + " kind=model op=" + gpu::modelOpName(k.op) +
+         " grid=" + std::to_string(k.gridX) + "," +
+         (k.rowsInY ? std::string("m") : std::to_string(k.gridY)) +
+         " block=" + std::to_string(k.block) + ",1,1 smem=0 accumulate=0\n";
+}
+
+std::string manifestLine(const gpu::HGemvSpec &g) {
+  return "kernel " + g.kernelName() + " kind=hgemv n=" + std::to_string(g.n) +
+         " k=" + std::to_string(g.k) + " mtile=" + std::to_string(g.mTile) +
+         " splitk=" + std::to_string(g.splitK) +
+         " tile_n=" + std::to_string(gpu::kHGemvBlock) + " block=" +
+         std::to_string(gpu::kHGemvBlock) + ",1,1 smem=0 accumulate=" +
+         (g.splitK > 1 ? "1" : "0") + "\n";
+}
+
+/// Adds what the runtime needs beyond the quantized layers of a planned
+/// model: f16 layers (and their GEMV kernels) for unquantized linears, the
+/// f16 embedding table, norms, rotary frequencies and model.txt.
+ModelArtifact packPlan(const ModelPlan &plan, std::vector<GpuLayer> &layers,
+                       std::map<mlir::Operation *, std::string> &layerOf,
+                       const SmallVector<int> &gemvRows,
+                       SafeTensorsWriter &weights) {
+  ModelArtifact out;
+  WeightStore store;
+  std::string err;
+  auto addTensor = [&](const std::string &name, DType type,
+                       std::vector<int64_t> shape, const void *data,
+                       size_t bytes) {
+    if (weights.contains(name))
+      return;
+    if (!weights.add(name, type, shape, data, bytes, err))
+      fail(err);
+  };
+  auto floats = [&](WeightOp w) {
+    mlir::FailureOr<std::vector<float>> v = store.getFloats(w);
+    if (failed(v))
+      fail("cannot read weight '" + w.getName() + "'");
+    return *v;
+  };
+
+  // Unquantized linears: f16 in the k-chunk layout of 8 halves.
+  auto layerName = [&](mlir::Operation *op, StringRef fallback) {
+    if (auto it = layerOf.find(op); it != layerOf.end())
+      return it->second;
+    auto linear = cast<LinearOp>(op);
+    auto w = linear.getWeight().getDefiningOp<WeightOp>();
+    if (!w)
+      fail("the GPU path needs the weights of every linear layer stored in "
+           "an archive (llq.weight)");
+    std::string name = fallback.str();
+    layerOf[op] = name;
+    mlir::FailureOr<std::vector<float>> nk =
+        store.getMatrixNK(w, linear.getWeightKn());
+    if (failed(nk))
+      fail("cannot read weight '" + w.getName() + "'");
+    const int64_t n = linear.getOutFeatures(), k = linear.getInFeatures();
+    std::vector<uint16_t> packed(size_t(n * k));
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < k; ++c)
+        packed[size_t(((c / 8) * n + r) * 8 + c % 8)] =
+            quant::floatToHalf((*nk)[size_t(r * k + c)]);
+    addTensor(name + ".w16", DType::F16, {k / 8, n, 8}, packed.data(),
+              packed.size() * 2);
+    GpuLayer layer;
+    layer.name = name;
+    layer.f16 = true;
+    layer.shape = {16, 0, n, k};
+    for (int rows : gemvRows) {
+      gpu::HGemvSpec g;
+      g.n = n;
+      g.k = k;
+      g.mTile = rows;
+      if (std::string why = g.finalize(); !why.empty())
+        fail("layer " + name + ": no f16 GEMV: " + why);
+      bool known = false;
+      for (const gpu::HGemvSpec &o : out.gemvs)
+        known |= o.kernelName() == g.kernelName();
+      if (!known)
+        out.gemvs.push_back(g);
+      layer.decode.emplace_back(rows, g.kernelName());
+    }
+    layers.push_back(layer);
+    return name;
+  };
+  auto weightName = [](WeightOp w) { return w.getName().str(); };
+  auto stem = [](WeightOp w) {
+    StringRef n = w.getName();
+    n.consume_back(".weight");
+    return n.str();
+  };
+
+  std::string t;
+  raw_string_ostream os(t);
+  const gpu::ModelDims &d = plan.dims;
+  os << "# llq model: dimensions and tensors; per op its kernel; per block "
+        "its norms (tensors) and linear layers (layers.txt)\n";
+  std::vector<float> table = floats(plan.embedding);
+  std::vector<uint16_t> table16(table.size());
+  for (size_t i = 0; i < table.size(); ++i)
+    table16[i] = quant::floatToHalf(table[i]);
+  const std::string embed = weightName(plan.embedding) + ".f16";
+  addTensor(embed, DType::F16, {d.vocab, d.hidden}, table16.data(),
+            table16.size() * 2);
+  addTensor("rope.inv_freq", DType::F32, {int64_t(plan.invFreq.size())},
+            plan.invFreq.data(), plan.invFreq.size() * 4);
+  auto norm = [&](WeightOp w) {
+    std::vector<float> v = floats(w);
+    if (int64_t(v.size()) != d.hidden)
+      fail("norm weight '" + w.getName() + "' has " +
+           std::to_string(v.size()) + " values, expected " +
+           std::to_string(d.hidden));
+    addTensor(weightName(w), DType::F32, {d.hidden}, v.data(), v.size() * 4);
+    return weightName(w);
+  };
+  const std::string finalNorm = norm(plan.finalNorm);
+  const std::string lmHead = layerName(plan.lmHead, "lm_head");
+  os << "model hidden=" << d.hidden << " heads=" << d.heads
+     << " kv_heads=" << d.kvHeads << " head_dim=" << d.headDim
+     << " intermediate=" << d.intermediate << " vocab=" << d.vocab
+     << " max_context=" << maxContextArg << " prefill_rows=" << prefillRowsArg
+     << " embed=" << embed << " rope=rope.inv_freq final_norm=" << finalNorm
+     << " lm_head=" << lmHead << "\n";
+
+  gpu::ModelDims dims = d;
+  dims.maxContext = maxContextArg;
+  out.kernels = gpu::buildModelKernels(dims);
+  os << "kernels";
+  for (const gpu::ModelKernel &k : out.kernels)
+    os << " " << gpu::modelOpName(k.op) << "=" << k.name;
+  os << "\n";
+  for (size_t b = 0; b < plan.blocks.size(); ++b) {
+    const ModelPlan::Block &blk = plan.blocks[b];
+    auto lin = [&](mlir::Operation *op) {
+      auto l = dyn_cast<LinearOp>(op);
+      WeightOp w = l ? l.getWeight().getDefiningOp<WeightOp>() : WeightOp();
+      return layerName(op, w ? stem(w) : "block" + std::to_string(b));
+    };
+    os << "block " << b << " attn_norm=" << norm(blk.attnNorm)
+       << " mlp_norm=" << norm(blk.mlpNorm) << " q=" << lin(blk.q)
+       << " k=" << lin(blk.k) << " v=" << lin(blk.v) << " o=" << lin(blk.o)
+       << " gate=" << lin(blk.gate) << " up=" << lin(blk.up)
+       << " down=" << lin(blk.down) << "\n";
+  }
+  out.description = os.str();
+  return out;
 }
 
 std::string layerTable(const std::vector<GpuLayer> &layers) {
@@ -330,6 +519,14 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
                   "kernels (decode<R>: M <= R, prefill: any M)\n";
   raw_string_ostream os(s);
   for (const GpuLayer &l : layers) {
+    if (l.f16) {
+      os << "layer " << l.name << " dtype=f16 n=" << l.shape.n
+         << " k=" << l.shape.k << " w=" << l.name << ".w16";
+      for (const auto &[rows, kernel] : l.decode)
+        os << " decode" << rows << "=" << kernel;
+      os << "\n";
+      continue;
+    }
     os << "layer " << l.name << " bits=" << l.shape.bits;
     if (l.codeBits != l.shape.bits)
       os << " code_bits=" << l.codeBits;
@@ -372,6 +569,13 @@ int main(int argc, char **argv) {
     chips.push_back(chipOf(t));
   if (chips.empty())
     fail("no target given");
+  const bool host = llvm::is_contained(chips, "cpu");
+  if (host && chips.size() > 1)
+    fail("--target=cpu builds a host library; give it alone");
+  if (maxContextArg < 1 || maxContextArg > (1 << 24))
+    fail("--max-context must be between 1 and 16777216");
+  if (prefillRowsArg < 1 || prefillRowsArg > 4096)
+    fail("--prefill-rows must be between 1 and 4096");
 
   SmallVector<int> decodeRows;
   SmallVector<StringRef> rowTexts;
@@ -382,6 +586,15 @@ int main(int argc, char **argv) {
       fail("--decode-rows entry '" + r + "' is not a row count in 1..64");
     decodeRows.push_back(rows);
   }
+  // The host runs the CUDA-core decode loop nests only (up to 4 rows; more
+  // rows run 4 at a time); tensor-core kernels have no host form.
+  bool prefill = !noPrefill;
+  if (host) {
+    llvm::erase_if(decodeRows, [](int r) { return r > 4; });
+    if (!llvm::is_contained(decodeRows, 4))
+      decodeRows.push_back(4);
+    prefill = false;
+  }
 
   mlir::DialectRegistry registry;
   registerLLQDialects(registry);
@@ -391,11 +604,30 @@ int main(int argc, char **argv) {
   std::vector<gpu::QGemmSpec> specs;
   std::vector<GpuLayer> layers;
   SafeTensorsWriter weights;
+  std::optional<ModelArtifact> modelArtifact;
   if (!inputFile.empty()) {
     mlir::OwningOpRef<mlir::ModuleOp> model = readModule(inputFile, &ctx);
     if (!model)
       fail("cannot read '" + inputFile + "'");
-    layers = packModel(*model, specs, decodeRows, weights);
+    // A decoder (it has attention) compiles whole; otherwise its quantized
+    // layers do.
+    mlir::func::FuncOp func;
+    bool hasAttention = false;
+    model->walk([&](mlir::func::FuncOp f) {
+      if (!func && !f.isExternal())
+        func = f;
+    });
+    model->walk([&](AttentionOp) { hasAttention = true; });
+    std::map<mlir::Operation *, std::string> layerOf;
+    layers = packModel(*model, specs, decodeRows, prefill, weights, layerOf,
+                       /*needLayers=*/!hasAttention);
+    if (hasAttention) {
+      mlir::FailureOr<ModelPlan> plan = planModel(func);
+      if (failed(plan))
+        fail("cannot compile '" + inputFile + "' as a whole model (see above)");
+      SmallVector<int> gemvRows = {1, 4};
+      modelArtifact = packPlan(*plan, layers, layerOf, gemvRows, weights);
+    }
   }
   SmallVector<StringRef> shapes;
   StringRef(kernelsArg).split(shapes, ',', -1, false);
@@ -420,13 +652,22 @@ int main(int argc, char **argv) {
       spec.splitK = splitKArg;
       add(spec);
     }
-    if (!noPrefill) {
+    if (prefill) {
       spec.kind = gpu::QGemmKind::Prefill;
       add(spec);
     }
   }
 
-  mlir::OwningOpRef<mlir::ModuleOp> module = gpu::buildKernelModule(ctx, specs);
+  std::vector<gpu::LoopNestKernel> nests;
+  if (modelArtifact) {
+    for (const gpu::ModelKernel &k : modelArtifact->kernels)
+      nests.push_back({k.name, k.source});
+    for (const gpu::HGemvSpec &g : modelArtifact->gemvs)
+      nests.push_back({g.kernelName(), gpu::hgemvSource(g)});
+  }
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      host ? gpu::buildHostKernelModule(ctx, specs, nests)
+           : gpu::buildKernelModule(ctx, specs, nests);
   if (!module)
     fail("kernel generation failed");
   if (emitArg == "mlir") {
@@ -437,6 +678,21 @@ int main(int argc, char **argv) {
   std::map<std::string, std::string> files;
   std::string manifest =
       "# llq kernels: module <target> <file>, then one line per kernel\n";
+  if (host) {
+    if (emitArg == "ptx")
+      fail("--emit=ptx needs a cuda target");
+    if (failed(gpu::lowerHostKernels(*module)))
+      fail("lowering the kernels for the host failed");
+    Expected<std::string> object = gpu::emitHostObject(*module);
+    if (!object)
+      fail(toString(object.takeError()));
+    Expected<std::string> library = gpu::linkSharedLibrary(*object);
+    if (!library)
+      fail(toString(library.takeError()));
+    files["kernels.so"] = *library;
+    manifest += "module host kernels.so\n";
+    chips.clear();
+  }
   std::string lowestPtx;
   int lowest = 1 << 30;
   for (const std::string &chip : chips) {
@@ -459,10 +715,19 @@ int main(int argc, char **argv) {
     files["kernels." + chip + ".ptxas.txt"] = cubin->report;
     manifest += "module " + chip + " kernels." + chip + ".cubin\n";
   }
-  files["kernels.ptx"] = lowestPtx;
-  manifest += "module ptx kernels.ptx\n";
+  if (!host) {
+    files["kernels.ptx"] = lowestPtx;
+    manifest += "module ptx kernels.ptx\n";
+  }
   for (const gpu::QGemmSpec &spec : specs)
     manifest += manifestLine(spec);
+  if (modelArtifact) {
+    for (const gpu::ModelKernel &k : modelArtifact->kernels)
+      manifest += manifestLine(k);
+    for (const gpu::HGemvSpec &g : modelArtifact->gemvs)
+      manifest += manifestLine(g);
+    files["model.txt"] = modelArtifact->description;
+  }
   files["kernels.txt"] = manifest;
   if (!layers.empty()) {
     std::string err;
@@ -473,11 +738,14 @@ int main(int argc, char **argv) {
     files["layers.txt"] = layerTable(layers);
   }
   writeDirectory(outputDir, files);
+  errs() << "llq-compile: ";
+  if (modelArtifact)
+    errs() << "model with " << modelArtifact->kernels.size()
+           << " model kernels, ";
   if (!layers.empty())
-    errs() << "llq-compile: " << layers.size() << " layers repacked, ";
-  else
-    errs() << "llq-compile: ";
-  errs() << specs.size() << " kernels for "
-         << join(chips, ", ") << " -> " << outputDir << "\n";
+    errs() << layers.size() << " layers packed, ";
+  errs() << specs.size() + nests.size() << " kernels for "
+         << (host ? std::string("the host") : join(chips, ", ")) << " -> "
+         << outputDir << "\n";
   return 0;
 }

@@ -6,20 +6,26 @@
 //
 // llq-run model.mlir --tokens 1,2,3 [--print-logits | --top-k 5]
 //                    [--generate N] [--time]
+// llq-run DIR --device cuda|cpu --tokens 1,2,3 [...]
 //
 // Compiles the model for the CPU path and runs it on the given token ids:
 // prints the logits (one line per position) or the top-k tokens of the last
 // position, optionally continues with greedy decoding through the KV cache.
+// Given a directory that llq-compile wrote for a whole model, runs it with
+// the deployable runtime instead (runtime/cuda's ModelEngine): on the GPU,
+// or with --device cpu on the host library of --target=cpu.
 //
 //===----------------------------------------------------------------------===//
 
 #include "llq/Execution/ModelRunner.h"
+#include "llq/Runtime/Cuda/ModelEngine.h"
 #include "llq/Runtime/Parallel.h"
 #include "llq/Tools/ToolUtils.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/WithColor.h"
@@ -47,6 +53,10 @@ static cl::opt<unsigned> generate("generate", cl::init(0),
                                            "after the prompt"));
 static cl::opt<bool> timing("time", cl::desc("Report prefill and decode speed "
                                              "on stderr"));
+static cl::opt<std::string>
+    deviceArg("device", cl::init("auto"),
+              cl::desc("For a compiled model directory (llq-compile -o DIR): "
+                       "cuda, cpu or auto"));
 static cl::opt<int> threads("num-threads", cl::init(0),
                             cl::desc("Worker threads (default: all cores)"));
 
@@ -62,6 +72,83 @@ static const float *row(const rt::Tensor &logits, int64_t pos) {
 
 static int64_t argmax(const float *p, int64_t n) {
   return std::max_element(p, p + n) - p;
+}
+
+static void printTopK(const float *r, int64_t vocab) {
+  std::vector<int64_t> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  int64_t k = std::min<int64_t>(topK, vocab);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int64_t a, int64_t b) { return r[a] > r[b]; });
+  for (int64_t i = 0; i < k; ++i)
+    llvm::outs() << order[i] << " " << llvm::format("%.6f", r[order[i]])
+                 << "\n";
+}
+
+static void printRow(const float *r, int64_t vocab) {
+  for (int64_t v = 0; v < vocab; ++v)
+    llvm::outs() << (v ? " " : "") << llvm::format("%.9g", r[v]);
+  llvm::outs() << "\n";
+}
+
+static double seconds(std::chrono::steady_clock::time_point a,
+                      std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+/// Runs a compiled model directory with runtime/cuda's engine.
+static int runArtifact(const std::vector<int64_t> &tokens) {
+  auto start = std::chrono::steady_clock::now();
+  auto engine = rt::cuda::ModelEngine::load(inputFile, deviceArg);
+  if (!engine)
+    return fail(engine.message());
+  auto loaded = std::chrono::steady_clock::now();
+  const int64_t vocab = (*engine)->description().vocab;
+  std::vector<float> logits(vocab);
+  std::vector<int32_t> ids(tokens.begin(), tokens.end());
+  if (printLogits) {
+    // Every position's logits: the prompt one token at a time.
+    for (int32_t id : ids) {
+      if (auto s = (*engine)->decode(id, logits.data()); !s)
+        return fail(s.message());
+      printRow(logits.data(), vocab);
+    }
+  } else if (auto s = (*engine)->prefill(ids.data(), int64_t(ids.size()),
+                                         logits.data());
+             !s) {
+    return fail(s.message());
+  }
+  auto prefilled = std::chrono::steady_clock::now();
+  if (topK)
+    printTopK(logits.data(), vocab);
+  std::vector<int64_t> generated;
+  for (unsigned i = 0; i < generate; ++i) {
+    int32_t next = int32_t(argmax(logits.data(), vocab));
+    generated.push_back(next);
+    if (auto s = (*engine)->decode(next, logits.data()); !s)
+      return fail(s.message());
+  }
+  auto done = std::chrono::steady_clock::now();
+  if (generate) {
+    llvm::outs() << "generated:";
+    for (int64_t t : generated)
+      llvm::outs() << " " << t;
+    llvm::outs() << "\n";
+  }
+  if (timing) {
+    llvm::errs() << "device " << (*engine)->backend().describe() << "\n"
+                 << llvm::format("load %.3f s, prefill %zu tokens %.3f s "
+                                 "(%.1f tok/s)",
+                                 seconds(start, loaded), tokens.size(),
+                                 seconds(loaded, prefilled),
+                                 tokens.size() / seconds(loaded, prefilled));
+    if (generate)
+      llvm::errs() << llvm::format(", decode %u tokens %.3f s (%.1f tok/s)",
+                                   unsigned(generate), seconds(prefilled, done),
+                                   generate / seconds(prefilled, done));
+    llvm::errs() << "\n";
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -80,6 +167,11 @@ int main(int argc, char **argv) {
   }
   if (tokens.empty())
     return fail("--tokens is empty");
+  if (llvm::sys::fs::is_directory(inputFile))
+    return runArtifact(tokens);
+  if (deviceArg != "auto" && deviceArg != "cpu")
+    return fail("--device " + deviceArg + " runs a compiled model directory "
+                "(llq-compile model.q.mlir --target=... -o DIR); give DIR");
 
   DialectRegistry registry;
   registerLLQDialects(registry);
@@ -103,23 +195,10 @@ int main(int argc, char **argv) {
   int64_t vocab = logits.dim(-1);
 
   if (printLogits)
-    for (int64_t p = 0; p < logits.dim(1); ++p) {
-      const float *r = row(logits, p);
-      for (int64_t v = 0; v < vocab; ++v)
-        llvm::outs() << (v ? " " : "") << llvm::format("%.9g", r[v]);
-      llvm::outs() << "\n";
-    }
-  if (topK) {
-    const float *r = row(logits, logits.dim(1) - 1);
-    std::vector<int64_t> order(vocab);
-    std::iota(order.begin(), order.end(), 0);
-    int64_t k = std::min<int64_t>(topK, vocab);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int64_t a, int64_t b) { return r[a] > r[b]; });
-    for (int64_t i = 0; i < k; ++i)
-      llvm::outs() << order[i] << " " << llvm::format("%.6f", r[order[i]])
-                   << "\n";
-  }
+    for (int64_t p = 0; p < logits.dim(1); ++p)
+      printRow(row(logits, p), vocab);
+  if (topK)
+    printTopK(row(logits, logits.dim(1) - 1), vocab);
 
   std::vector<int64_t> generated;
   int64_t next = argmax(row(logits, logits.dim(1) - 1), vocab);
@@ -143,9 +222,7 @@ int main(int argc, char **argv) {
     llvm::outs() << "\n";
   }
   if (timing) {
-    auto secs = [](auto a, auto b) {
-      return std::chrono::duration<double>(b - a).count();
-    };
+    auto secs = seconds;
     llvm::errs() << llvm::format("compile %.3f s, prefill %zu tokens %.3f s "
                                  "(%.1f tok/s)",
                                  secs(start, compiled), tokens.size(),

@@ -111,6 +111,10 @@ public:
 
   /// Number of tensors added.
   size_t size() const { return entries.size(); }
+  /// Whether a tensor called \p name was added.
+  bool contains(std::string_view name) const {
+    return names.find(name) != names.end();
+  }
 
   /// Writes to "<path>.tmp.<pid>" in the same directory, fsyncs, then
   /// rename()s over \p path. On any failure the temporary is removed, the

@@ -17,7 +17,13 @@
 //   kernel <name> kind=prefill bits=4 n=4096 k=4096 group=128 tile_m=128
 //          tile_n=128 block=256,1,1 smem=49152 accumulate=0
 //
-// (each kernel on one line). Grids follow from the kind: decode kernels run
+//   kernel <name> kind=hgemv n=49152 k=576 mtile=4 splitk=1 tile_n=128
+//          block=128,1,1 accumulate=0
+//   kernel <name> kind=model op=rmsnorm grid=1,m block=256,1,1
+//   module host kernels.so      (llq-compile --target=cpu)
+//
+// (each kernel on one line). Grids follow from the kind (hgemv as decode,
+// model kernels from grid=, whose y may be m): decode kernels run
 // (ceil(n / tile_n), splitk, 1) blocks, tile_n defaulting to block.x (one
 // row per thread), and handle any m <= mtile; prefill
 // kernels run (ceil(n / tile_n), ceil(m / tile_m), 1). smem is the dynamic
@@ -44,19 +50,23 @@
 
 namespace llq::rt::cuda {
 
-enum class QGemmKernelKind { Decode, Prefill };
+/// Decode and prefill: quantized GEMMs. HGemv: an f16-weight GEMV (layers
+/// left unquantized). Model: one of the model's other kernels (`op`).
+enum class QGemmKernelKind { Decode, Prefill, HGemv, Model };
 
-/// "decode" or "prefill".
+/// "decode", "prefill", "hgemv" or "model".
 const char *kindName(QGemmKernelKind kind);
 
 struct ManifestModule {
-  /// "sm_NN" for a cubin, "ptx" for PTX.
+  /// "sm_NN" for a cubin, "ptx" for PTX, "host" for a shared library of
+  /// the kernels compiled for the CPU.
   std::string arch;
   /// File name, relative to the manifest's directory.
   std::string file;
   int line = 0;
 
   bool isPtx() const { return arch == "ptx"; }
+  bool isHost() const { return arch == "host"; }
   /// NN of sm_NN (e.g. 90), or 0 for PTX.
   int smVersion() const;
 };
@@ -71,6 +81,11 @@ struct ManifestKernel {
   /// Prefill: the output tile each block computes.
   int64_t tileM = 0, tileN = 0;
   std::array<uint32_t, 3> block{1, 1, 1};
+  /// Model kernels: what the kernel computes (ModelKernels.h's op names)
+  /// and its grid, whose y is m when gridYIsM.
+  std::string op;
+  int64_t gridX = 1, gridY = 1;
+  bool gridYIsM = false;
   uint32_t sharedBytes = 0;
   bool accumulate = false;
   /// Keys this reader does not interpret.
@@ -80,7 +95,8 @@ struct ManifestKernel {
   int64_t groups() const { return (k + group - 1) / group; }
   /// Whether the kernel computes an m-row product.
   bool handles(int64_t m) const {
-    return m > 0 && (kind == QGemmKernelKind::Prefill || m <= mTile);
+    return m > 0 && (kind == QGemmKernelKind::Prefill ||
+                     kind == QGemmKernelKind::Model || m <= mTile);
   }
   /// Launch grid for m rows (m must be handled).
   std::array<uint32_t, 3> grid(int64_t m) const;

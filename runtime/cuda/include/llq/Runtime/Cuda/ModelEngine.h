@@ -1,0 +1,152 @@
+//===- ModelEngine.h - A compiled LLaMA model, run step by step -*- C++ -*-===//
+//
+// Part of the llq project.
+//
+//===----------------------------------------------------------------------===//
+//
+// `llq-compile model.q.mlir --target=cuda-sm90|cuda-sm80|cpu -o DIR` writes a
+// model artifact: kernels.txt with the kernels (cubins and PTX, or a host
+// shared library), weights.safetensors, layers.txt (each linear layer's
+// tensors and kernels) and model.txt (the model's dimensions and, block by
+// block, which tensors and layers it runs). A ModelEngine loads it on a
+// Backend and runs the decoder as a sequence of kernel launches:
+//
+//   embed -> per block: rmsnorm, q/k/v GEMMs, rope (+ KV-cache write),
+//   scores, softmax, values, o GEMM, add; rmsnorm, gate/up GEMMs, swiglu,
+//   down GEMM, add -> final rmsnorm -> LM head (last row) -> logits
+//
+// The same launch sequence and parameter arrays drive both backends: the
+// CUDA driver (cuLaunchKernel) and the host library of `--target=cpu`,
+// whose kernels take the same parameter array (`<kernel>_packed`). The KV
+// cache lives on the backend; prefill appends a prompt (in chunks of at most
+// prefill_rows rows), decode appends one token; both return the logits of
+// the last position. No MLIR is needed at run time.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LLQ_RUNTIME_CUDA_MODELENGINE_H
+#define LLQ_RUNTIME_CUDA_MODELENGINE_H
+
+#include "llq/Runtime/Cuda/CudaDriver.h"
+#include "llq/Runtime/Cuda/KernelManifest.h"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace llq::rt::cuda {
+
+/// Memory and launches of one device. Addresses are 64-bit integers: device
+/// pointers for CUDA, host addresses for the CPU.
+class Backend {
+public:
+  virtual ~Backend();
+  /// "cuda (NVIDIA H100 ..., sm_90 cubin)" or "cpu (host kernels)".
+  virtual std::string describe() const = 0;
+  virtual Expected<uint64_t> alloc(size_t bytes) = 0;
+  virtual void release(uint64_t ptr) = 0;
+  virtual Status upload(uint64_t dst, const void *src, size_t bytes) = 0;
+  virtual Status download(void *dst, uint64_t src, size_t bytes) = 0;
+  virtual Status zero(uint64_t dst, size_t bytes) = 0;
+  /// Launches \p kernel on \p grid with cuLaunchKernel-style \p params.
+  virtual Status launch(const ManifestKernel &kernel,
+                        std::array<uint32_t, 3> grid, void **params) = 0;
+  virtual Status synchronize() = 0;
+};
+
+/// The CUDA driver on device \p ordinal with the artifact's cubin or PTX.
+Expected<std::unique_ptr<Backend>> openCudaBackend(const KernelManifest &m,
+                                                   int ordinal = 0);
+/// The host library (`module host`) of the artifact.
+Expected<std::unique_ptr<Backend>> openHostBackend(const KernelManifest &m);
+
+/// One linear layer of layers.txt.
+struct LayerEntry {
+  std::string name;
+  bool f16 = false; ///< unquantized: f16 weights, hgemv kernels
+  int64_t n = 0, k = 0, groups = 0;
+  std::string w, scales, biases; ///< tensor names
+  std::map<int64_t, std::string> decode; ///< rows -> kernel
+  std::string prefill;
+  int line = 0;
+};
+
+/// model.txt.
+struct ModelDescription {
+  int64_t hidden = 0, heads = 0, kvHeads = 0, headDim = 0, intermediate = 0,
+          vocab = 0, maxContext = 0, prefillRows = 64;
+  std::string embed, rope, finalNorm, lmHead;
+  std::map<std::string, std::string> kernels; ///< op -> kernel
+  struct Block {
+    std::string attnNorm, mlpNorm, q, k, v, o, gate, up, down;
+  };
+  std::vector<Block> blocks;
+
+  static Expected<ModelDescription> parse(const std::string &text,
+                                          const std::string &source);
+};
+
+/// Parses layers.txt.
+Expected<std::map<std::string, LayerEntry>>
+parseLayerTable(const std::string &text, const std::string &source);
+
+class ModelEngine {
+public:
+  /// Loads the artifact in \p directory on \p device: "cuda", "cpu", or
+  /// "auto" (cuda when the artifact has GPU modules and a driver opens).
+  static Expected<std::unique_ptr<ModelEngine>>
+  load(const std::string &directory, const std::string &device = "auto");
+  ~ModelEngine();
+  ModelEngine(const ModelEngine &) = delete;
+  ModelEngine &operator=(const ModelEngine &) = delete;
+
+  /// Appends \p n tokens to the context; writes the last one's logits
+  /// (vocab floats) to \p logits when not null.
+  Status prefill(const int32_t *ids, int64_t n, float *logits);
+  /// Appends one token.
+  Status decode(int32_t id, float *logits) { return prefill(&id, 1, logits); }
+  /// Empties the context (the KV cache is overwritten from position 0).
+  void reset() { position_ = 0; }
+
+  int64_t position() const { return position_; }
+  const ModelDescription &description() const { return model_; }
+  const Backend &backend() const { return *backend_; }
+
+private:
+  ModelEngine() = default;
+  struct Buffer {
+    uint64_t ptr = 0;
+    size_t bytes = 0;
+  };
+  Expected<Buffer> allocate(size_t bytes);
+  Status gemm(const LayerEntry &layer, uint64_t x, uint64_t y, int64_t m);
+  Status run(const std::string &op, std::vector<std::pair<uint64_t, size_t>>
+                                        memrefs,
+             std::vector<int32_t> ints, int64_t m);
+  Status forward(const int32_t *ids, int64_t m, bool lastChunk,
+                 float *logits);
+  const ManifestKernel &kernel(const std::string &name) const;
+  Expected<const LayerEntry *> layer(const std::string &name) const;
+  uint64_t tensor(const std::string &name) const {
+    return tensors_.at(name).ptr;
+  }
+
+  std::unique_ptr<Backend> backend_;
+  KernelManifest manifest_;
+  ModelDescription model_;
+  std::map<std::string, LayerEntry> layers_;
+  std::map<std::string, Buffer> tensors_;
+  std::vector<Buffer> owned_;
+  // Activations for prefillRows rows.
+  Buffer ids_, h_, ss_, xn_, q_, k_, v_, qh_, o_, g_, u_, a_, y_, scores_,
+      logits_;
+  std::vector<Buffer> kCache_, vCache_;
+  int64_t position_ = 0;
+};
+
+} // namespace llq::rt::cuda
+
+#endif // LLQ_RUNTIME_CUDA_MODELENGINE_H
