@@ -142,7 +142,8 @@ FailureOr<ModelPlan> planModel(func::FuncOp func) {
   Value h = gather.getResult();
   auto norm = [&](Value v, Operation *at) -> FailureOr<RMSNormOp> {
     auto n = v.getDefiningOp<RMSNormOp>();
-    if (!n || !n.getWeight().getDefiningOp<WeightOp>())
+    if (!n || !(n.getWeight().getDefiningOp<WeightOp>() ||
+                n.getWeight().getDefiningOp<arith::ConstantOp>()))
       return at->emitError("expected an rms_norm with a stored weight "
                            "feeding this op");
     if (plan.dims.epsilon != n.getEpsilon().convertToFloat() &&
@@ -241,8 +242,8 @@ FailureOr<ModelPlan> planModel(func::FuncOp func) {
       return downOp->emitError("expected the residual add after the down "
                                "projection");
 
-    block.attnNorm = n1->getWeight().getDefiningOp<WeightOp>();
-    block.mlpNorm = n2.getWeight().getDefiningOp<WeightOp>();
+    block.attnNorm = n1->getWeight();
+    block.mlpNorm = n2.getWeight();
     block.q = *q;
     block.k = *k;
     block.v = *v;
@@ -290,7 +291,7 @@ FailureOr<ModelPlan> planModel(func::FuncOp func) {
       if (Operation *head = soleUser(n.getResult()); isLinear(head)) {
         if (failed(norm(n.getResult(), head)))
           return failure();
-        plan.finalNorm = n.getWeight().getDefiningOp<WeightOp>();
+        plan.finalNorm = n.getWeight();
         plan.lmHead = head;
       }
   if (!plan.lmHead)

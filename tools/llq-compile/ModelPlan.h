@@ -34,12 +34,13 @@ namespace llq {
 
 struct ModelPlan {
   struct Block {
-    WeightOp attnNorm, mlpNorm;
+    /// Norm weights: llq.weight or (small models) an arith.constant.
+    mlir::Value attnNorm, mlpNorm;
     mlir::Operation *q, *k, *v, *o, *gate, *up, *down; // Linear or QLinear
   };
   gpu::ModelDims dims; // maxContext left 0
   WeightOp embedding;  // [vocab][hidden]
-  WeightOp finalNorm;
+  mlir::Value finalNorm;
   std::vector<Block> blocks;
   mlir::Operation *lmHead = nullptr;
   std::vector<float> invFreq; // headDim / 2

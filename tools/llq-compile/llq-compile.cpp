@@ -57,6 +57,7 @@
 #include "llq/Support/FileUtils.h"
 #include "llq/Tools/ToolUtils.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -472,16 +473,29 @@ ModelArtifact packPlan(const ModelPlan &plan, std::vector<GpuLayer> &layers,
             table16.size() * 2);
   addTensor("rope.inv_freq", DType::F32, {int64_t(plan.invFreq.size())},
             plan.invFreq.data(), plan.invFreq.size() * 4);
-  auto norm = [&](WeightOp w) {
-    std::vector<float> v = floats(w);
+  // A norm weight is stored (llq.weight) or, in small models, a constant.
+  auto norm = [&](mlir::Value weight, const std::string &fallback) {
+    std::vector<float> v;
+    std::string name = fallback;
+    if (auto w = weight.getDefiningOp<WeightOp>()) {
+      v = floats(w);
+      name = weightName(w);
+    } else {
+      auto c = weight.getDefiningOp<mlir::arith::ConstantOp>();
+      auto dense = c ? dyn_cast<mlir::DenseElementsAttr>(c.getValue())
+                     : mlir::DenseElementsAttr();
+      if (!dense || !dense.getElementType().isF32())
+        fail("norm weight '" + fallback + "' is not an f32 constant");
+      for (mlir::APFloat f : dense.getValues<mlir::APFloat>())
+        v.push_back(f.convertToFloat());
+    }
     if (int64_t(v.size()) != d.hidden)
-      fail("norm weight '" + w.getName() + "' has " +
-           std::to_string(v.size()) + " values, expected " +
-           std::to_string(d.hidden));
-    addTensor(weightName(w), DType::F32, {d.hidden}, v.data(), v.size() * 4);
-    return weightName(w);
+      fail("norm weight '" + name + "' has " + std::to_string(v.size()) +
+           " values, expected " + std::to_string(d.hidden));
+    addTensor(name, DType::F32, {d.hidden}, v.data(), v.size() * 4);
+    return name;
   };
-  const std::string finalNorm = norm(plan.finalNorm);
+  const std::string finalNorm = norm(plan.finalNorm, "final_norm");
   const std::string lmHead = layerName(plan.lmHead, "lm_head");
   os << "model hidden=" << d.hidden << " heads=" << d.heads
      << " kv_heads=" << d.kvHeads << " head_dim=" << d.headDim
@@ -504,8 +518,11 @@ ModelArtifact packPlan(const ModelPlan &plan, std::vector<GpuLayer> &layers,
       WeightOp w = l ? l.getWeight().getDefiningOp<WeightOp>() : WeightOp();
       return layerName(op, w ? stem(w) : "block" + std::to_string(b));
     };
-    os << "block " << b << " attn_norm=" << norm(blk.attnNorm)
-       << " mlp_norm=" << norm(blk.mlpNorm) << " q=" << lin(blk.q)
+    const std::string prefix = "block" + std::to_string(b);
+    os << "block " << b
+       << " attn_norm=" << norm(blk.attnNorm, prefix + ".attn_norm")
+       << " mlp_norm=" << norm(blk.mlpNorm, prefix + ".mlp_norm")
+       << " q=" << lin(blk.q)
        << " k=" << lin(blk.k) << " v=" << lin(blk.v) << " o=" << lin(blk.o)
        << " gate=" << lin(blk.gate) << " up=" << lin(blk.up)
        << " down=" << lin(blk.down) << "\n";

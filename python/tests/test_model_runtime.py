@@ -1,0 +1,123 @@
+"""Whole models through llq-compile and the deployable runtime.
+
+A small LLaMA (grouped-query heads, tied embeddings) is built with the same
+ONNX builder as the default model, imported, optionally quantized, compiled
+with `llq-compile --target=cpu` and run by runtime/cuda's ModelEngine on the
+host library (`llq-run DIR --device cpu`). Its logits at every position,
+its chunked prefill and its greedy continuation must match the CPU
+interpreter (`llq-run model.mlir`) on the same IR: the kernels compute
+activations in f16, so they agree to about 1e-3 of the largest logit.
+The GPU runs the same kernels and launch sequence (bench/gpu/run.sh checks
+it against this host library on a GPU machine).
+"""
+import subprocess
+
+import numpy as np
+import pytest
+
+from llq import onnx_llama
+from test_import_oracle import relative_error, run_llq
+
+TOKENS = [1, 17, 42, 5, 99, 3, 128, 64, 250, 7, 7, 31]
+
+
+@pytest.fixture(scope="module")
+def tiny(llq_import, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    cfg = onnx_llama.LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=160,
+                                 num_hidden_layers=2, num_attention_heads=4,
+                                 num_key_value_heads=2, tie_word_embeddings=True)
+    onnx_llama.build(cfg, onnx_llama.random_weights(cfg, seed=3), str(out / "tiny.onnx"))
+    subprocess.run([llq_import, str(out / "tiny.onnx"), "-o", str(out / "model.mlir")],
+                   check=True)
+    return out / "model.mlir"
+
+
+def compile_cpu(llq_compile, ir, out, *extra):
+    subprocess.run([llq_compile, str(ir), "--target=cpu", "-o", str(out), *extra],
+                   check=True, capture_output=True)
+    return out
+
+
+def run_artifact(llq_run, art, tokens, *extra):
+    args = [llq_run, str(art), "--device", "cpu", "--tokens", ",".join(map(str, tokens)),
+            *extra]
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("spec", ["float", "rtn-w4-g32", "rtn-w8", "awq-w4-g32"])
+def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, tiny, tmp_path,
+                                                spec):
+    ir = tiny
+    if spec != "float":
+        ir = tmp_path / "model.q.mlir"
+        args = [llq_opt, str(tiny), f"--quantize={spec}", "-o", str(ir),
+                "--quantize-report=none"]
+        if spec.startswith("awq"):
+            calib = tmp_path / "calib.txt"
+            calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
+            args += [f"--calib={calib}", "--calib-samples=4", "--calib-seqlen=64"]
+        subprocess.run(args, check=True)
+    art = compile_cpu(llq_compile, ir, tmp_path / "art", "--max-context=64")
+    model = (art / "model.txt").read_text()
+    assert "model hidden=64 heads=4 kv_heads=2 head_dim=16" in model
+    assert model.count("\nblock ") == 2
+    want, _ = run_llq(llq_run, ir, TOKENS)
+    text = run_artifact(llq_run, art, TOKENS, "--print-logits")
+    got = np.array([[float(x) for x in r.split()] for r in text.splitlines()], np.float32)
+    assert got.shape == want.shape
+    assert relative_error(got, want) < 5e-3
+
+
+def test_chunked_prefill_and_decode_match(llq_opt, llq_compile, llq_run, tiny, tmp_path):
+    q = tmp_path / "model.q.mlir"
+    subprocess.run([llq_opt, str(tiny), "--quantize=rtn-w4-g32", "-o", str(q),
+                    "--quantize-report=none"], check=True)
+    # Three rows a step: the 12-token prompt runs in four chunks.
+    art = compile_cpu(llq_compile, q, tmp_path / "art", "--prefill-rows=3",
+                      "--max-context=32")
+    want, want_gen = run_llq(llq_run, q, TOKENS, generate=6)
+    text = run_artifact(llq_run, art, TOKENS, "--top-k", "5", "--generate", "6")
+    lines = text.splitlines()
+    top = [(int(a), float(b)) for a, b in (line.split() for line in lines[:5])]
+    order = np.argsort(-want[-1])[:5]
+    assert [t for t, _ in top] == list(order)
+    for t, v in top:
+        assert abs(v - want[-1][t]) < 5e-3 * np.max(np.abs(want[-1]))
+    assert lines[5] == "generated: " + " ".join(map(str, want_gen))
+
+
+def test_runtime_errors_are_diagnosed(llq_compile, llq_run, tiny, tmp_path):
+    art = compile_cpu(llq_compile, tiny, tmp_path / "art", "--max-context=8")
+
+    def fails(tokens, *extra):
+        r = subprocess.run([llq_run, str(art), "--tokens", ",".join(map(str, tokens)), *extra],
+                           capture_output=True, text=True)
+        assert r.returncode != 0
+        return r.stderr
+
+    assert "context is full" in fails(list(range(9)), "--device", "cpu")
+    assert "outside the vocabulary" in fails([1, 300], "--device", "cpu")
+    # The host artifact has no GPU module, and this machine may have no driver.
+    assert "cuda" in fails([1], "--device", "cuda").lower()
+    assert "unknown device" in fails([1], "--device", "tpu")
+    (art / "model.txt").write_text("model hidden=64\n")
+    assert "model.txt:1: missing" in fails([1], "--device", "cpu")
+
+
+def test_non_llama_graphs_are_refused(llq_compile, tiny, tmp_path):
+    text = tiny.read_text()
+    # Cut the first block's residual add: the plan no longer matches.
+    broken = tmp_path / "broken.mlir"
+    i = text.index("llq.binary <add>")
+    broken.write_text(text[:i] + "llq.binary <sub>" + text[i + len("llq.binary <add>"):])
+    archive = tiny.parent / "tiny.onnx.data"
+    if archive.exists():
+        (tmp_path / archive.name).symlink_to(archive)
+    (tmp_path / "tiny.onnx").symlink_to(tiny.parent / "tiny.onnx")
+    r = subprocess.run([llq_compile, str(broken), "--target=cpu", "-o", str(tmp_path / "out")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "as a whole model" in r.stderr
+    assert "residual add" in r.stderr
+    assert not (tmp_path / "out").exists()
