@@ -9,7 +9,10 @@
 # build (scripts/gpu-kernels.sh makes the default set). The script compiles
 # the bench and the runtime with the host compiler, checks the C API on a
 # PTX-only copy of the kernels (the driver's JIT path), then checks and times
-# every kernel against the CPU reference and cuBLAS.
+# every kernel against the CPU reference and cuBLAS, and, when
+# KERNEL_DIR/model-cuda and KERNEL_DIR/model-cpu hold a whole compiled model
+# (scripts/gpu-kernels.sh writes them), runs it on the GPU and on the host
+# library and compares the logits (model_check.c).
 # Environment: CUDA_HOME (default /usr/local/cuda), CXX (default g++),
 # BUILD_DIR (default build/gpu-bench).
 set -euo pipefail
@@ -38,6 +41,12 @@ SOURCES=(
   runtime/cuda/CudaDriver.cpp
   runtime/cuda/KernelLibrary.cpp
   runtime/cuda/KernelManifest.cpp
+  runtime/cuda/ModelEngine.cpp
+  lib/Archive/DType.cpp
+  lib/Archive/MappedFile.cpp
+  lib/Archive/SafeTensors.cpp
+  lib/Support/Text.cpp
+  lib/Support/Utf8.cpp
   lib/Quant/GpuLayout.cpp
   lib/Quant/Half.cpp
   lib/Quant/Packing.cpp
@@ -61,6 +70,13 @@ for pid in "${pids[@]}"; do wait "$pid"; done
   -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" \
   -lcublas -lcudart -ldl -lpthread
 
+# The runtime without the bench: what the C programs link.
+runtime_objs=()
+for obj in "${objs[@]}"; do
+  [[ $obj == *runtime_cuda_* || $obj == *lib_Archive_* ||
+     $obj == *lib_Support_* ]] && runtime_objs+=("$obj")
+done
+
 # The C API, compiled as C, on a PTX-only copy of the kernels (driver JIT),
 # with the first 4-bit decode kernel for one row.
 SMOKE_RC=0
@@ -74,10 +90,6 @@ if [[ -n $smoke ]]; then
   grep -v '^module sm_' "$KERNEL_DIR/kernels.txt" > "$PTX_DIR/kernels.txt"
   "${CC:-gcc}" -std=c99 -O2 -Iruntime/cuda/include \
     -c bench/gpu/capi_smoke.c -o "$BUILD_DIR/capi_smoke.o"
-  runtime_objs=()
-  for obj in "${objs[@]}"; do
-    [[ $obj == *runtime_cuda_* ]] && runtime_objs+=("$obj")
-  done
   "$CXX" "$BUILD_DIR/capi_smoke.o" "${runtime_objs[@]}" \
     -o "$BUILD_DIR/capi_smoke" -ldl
   echo "== C API on $PTX_DIR: $smoke"
@@ -85,8 +97,21 @@ if [[ -n $smoke ]]; then
   "$BUILD_DIR/capi_smoke" "$PTX_DIR" $smoke || SMOKE_RC=$?
 fi
 
+# A whole model: GPU vs host library, through the C API.
+MODEL_RC=0
+if [[ -f "$KERNEL_DIR/model-cuda/model.txt" && -f "$KERNEL_DIR/model-cpu/model.txt" ]]; then
+  "${CC:-gcc}" -std=c99 -O2 -Iruntime/cuda/include \
+    -c bench/gpu/model_check.c -o "$BUILD_DIR/model_check.o"
+  "$CXX" "$BUILD_DIR/model_check.o" "${runtime_objs[@]}" \
+    -o "$BUILD_DIR/model_check" -ldl -lm
+  echo "== whole model: $KERNEL_DIR/model-cuda vs $KERNEL_DIR/model-cpu"
+  "$BUILD_DIR/model_check" "$KERNEL_DIR/model-cuda" "$KERNEL_DIR/model-cpu" \
+    32 1 504 3458 282 253 1345 30 2 || MODEL_RC=$?
+fi
+
 echo "== running $BUILD_DIR/qgemm_bench $KERNEL_DIR $*"
 BENCH_RC=0
 "$BUILD_DIR/qgemm_bench" "$KERNEL_DIR" "$@" || BENCH_RC=$?
 if [[ $BENCH_RC != 0 ]]; then exit $BENCH_RC; fi
+if [[ $MODEL_RC != 0 ]]; then exit $MODEL_RC; fi
 exit $SMOKE_RC

@@ -10,6 +10,7 @@ activations in f16, so they agree to about 1e-3 of the largest logit.
 The GPU runs the same kernels and launch sequence (bench/gpu/run.sh checks
 it against this host library on a GPU machine).
 """
+import re
 import subprocess
 
 import numpy as np
@@ -24,7 +25,7 @@ TOKENS = [1, 17, 42, 5, 99, 3, 128, 64, 250, 7, 7, 31]
 @pytest.fixture(scope="module")
 def tiny(llq_import, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
-    cfg = onnx_llama.LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=160,
+    cfg = onnx_llama.LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=192,
                                  num_hidden_layers=2, num_attention_heads=4,
                                  num_key_value_heads=2, tie_word_embeddings=True)
     onnx_llama.build(cfg, onnx_llama.random_weights(cfg, seed=3), str(out / "tiny.onnx"))
@@ -121,3 +122,26 @@ def test_non_llama_graphs_are_refused(llq_compile, tiny, tmp_path):
     assert "as a whole model" in r.stderr
     assert "residual add" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_gpu_artifact_has_the_whole_model(llq_opt, llq_compile, tiny, tmp_path):
+    q = tmp_path / "model.q.mlir"
+    subprocess.run([llq_opt, str(tiny), "--quantize=rtn-w4-g32", "-o", str(q),
+                    "--quantize-report=none"], check=True)
+    out = tmp_path / "gpu"
+    subprocess.run([llq_compile, str(q), "--target=cuda-sm90,cuda-sm80", "-o", str(out)],
+                   check=True, capture_output=True)
+    manifest = (out / "kernels.txt").read_text()
+    ops = {line.split(" op=")[1].split()[0] for line in manifest.splitlines()
+           if " kind=model " in line}
+    assert ops == {"embed", "add_sumsq", "rmsnorm", "rope", "scores", "softmax", "values",
+                   "swiglu"}
+    assert " kind=hgemv " in manifest  # the tied LM head stays f16
+    model = (out / "model.txt").read_text()
+    for name in [line.split()[1] for line in manifest.splitlines()
+                 if line.startswith("kernel ") and " kind=model " in line]:
+        assert name in model
+    for chip in ("sm_90", "sm_80"):
+        report = (out / f"kernels.{chip}.ptxas.txt").read_text()
+        spills = re.findall(r"(\d+) bytes spill stores", report)
+        assert spills and all(s == "0" for s in spills), chip

@@ -7,6 +7,7 @@
 #include "llq/runtime/llq_cuda.h"
 
 #include "llq/Runtime/Cuda/KernelLibrary.h"
+#include "llq/Runtime/Cuda/ModelEngine.h"
 
 #include <new>
 #include <string>
@@ -19,6 +20,11 @@ struct llq_cuda_device {
 
 struct llq_cuda_kernels {
   std::unique_ptr<KernelLibrary> library;
+};
+
+struct llq_model {
+  std::unique_ptr<ModelEngine> engine;
+  std::string device;
 };
 
 namespace {
@@ -133,6 +139,59 @@ int llq_cuda_qlinear(llq_cuda_kernels *kernels, const char *name,
                 kernels->library->manifest().directory + "/kernels.txt");
   QGemmBuffers buffers{x, w, scales, biases, y};
   return result(launchQGemm(*kernels->library, *kernel, buffers, m));
+}
+
+int llq_model_load(const char *directory, const char *device,
+                   llq_model **model) {
+  if (!directory || !model)
+    return fail("llq_model_load: null argument");
+  Expected<std::unique_ptr<ModelEngine>> e =
+      ModelEngine::load(directory, device ? device : "auto");
+  if (!e)
+    return fail(e.message());
+  auto *handle = new (std::nothrow) llq_model;
+  if (!handle)
+    return fail("llq_model_load: out of memory");
+  handle->engine = e.take();
+  handle->device = handle->engine->backend().describe();
+  *model = handle;
+  return 0;
+}
+
+void llq_model_free(llq_model *model) { delete model; }
+
+int llq_model_prefill(llq_model *model, const int32_t *ids, size_t n,
+                      float *logits) {
+  if (!model || (!ids && n))
+    return fail("llq_model_prefill: null argument");
+  return result(model->engine->prefill(ids, int64_t(n), logits));
+}
+
+int llq_model_decode_step(llq_model *model, int32_t id, float *logits) {
+  if (!model)
+    return fail("llq_model_decode_step: null model");
+  return result(model->engine->decode(id, logits));
+}
+
+void llq_model_reset(llq_model *model) {
+  if (model)
+    model->engine->reset();
+}
+
+size_t llq_model_vocab(const llq_model *model) {
+  return model ? size_t(model->engine->description().vocab) : 0;
+}
+
+size_t llq_model_position(const llq_model *model) {
+  return model ? size_t(model->engine->position()) : 0;
+}
+
+size_t llq_model_max_context(const llq_model *model) {
+  return model ? size_t(model->engine->description().maxContext) : 0;
+}
+
+const char *llq_model_device(const llq_model *model) {
+  return model ? model->device.c_str() : "";
 }
 
 } // extern "C"

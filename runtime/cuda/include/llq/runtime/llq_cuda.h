@@ -64,6 +64,29 @@ int llq_cuda_qlinear(llq_cuda_kernels *kernels, const char *name,
                      llq_cuda_ptr x, llq_cuda_ptr w, llq_cuda_ptr scales,
                      llq_cuda_ptr biases, llq_cuda_ptr y, int64_t m);
 
+/* A whole compiled model (llq-compile model.q.mlir -o DIR): load it, run a
+ * prompt, decode token by token, free it. The KV cache lives on the device.
+ * `device` is "cuda", "cpu" (the host library of --target=cpu) or "auto". */
+typedef struct llq_model llq_model;
+
+int llq_model_load(const char *directory, const char *device,
+                   llq_model **model);
+void llq_model_free(llq_model *model);
+/* Appends `n` tokens to the context and writes the last position's logits
+ * (llq_model_vocab floats) to `logits` when it is not NULL. */
+int llq_model_prefill(llq_model *model, const int32_t *ids, size_t n,
+                      float *logits);
+/* Appends one token; its logits as for prefill. */
+int llq_model_decode_step(llq_model *model, int32_t id, float *logits);
+/* Empties the context. */
+void llq_model_reset(llq_model *model);
+size_t llq_model_vocab(const llq_model *model);
+/* Positions used and the capacity the artifact was compiled for. */
+size_t llq_model_position(const llq_model *model);
+size_t llq_model_max_context(const llq_model *model);
+/* "cuda (<GPU name>, sm_90 cubin)" or "cpu (<library>)". */
+const char *llq_model_device(const llq_model *model);
+
 #ifdef __cplusplus
 }
 #endif
