@@ -141,7 +141,12 @@ def test_gpu_artifact_has_the_whole_model(llq_opt, llq_compile, tiny, tmp_path):
     for name in [line.split()[1] for line in manifest.splitlines()
                  if line.startswith("kernel ") and " kind=model " in line]:
         assert name in model
+    # The model kernels and the f16 GEMV keep everything in registers.
+    ours = [line.split()[1] for line in manifest.splitlines()
+            if " kind=model " in line or " kind=hgemv " in line]
     for chip in ("sm_90", "sm_80"):
         report = (out / f"kernels.{chip}.ptxas.txt").read_text()
-        spills = re.findall(r"(\d+) bytes spill stores", report)
-        assert spills and all(s == "0" for s in spills), chip
+        spills = dict(re.findall(r"Function properties for (\S+)\n.*?(\d+) bytes spill stores",
+                                 report))
+        for name in ours:
+            assert spills.get(name) == "0", (chip, name)
