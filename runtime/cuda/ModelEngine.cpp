@@ -40,7 +40,10 @@ public:
            (library->module().isPtx() ? " JIT" : " cubin") + ")";
   }
   Expected<uint64_t> alloc(size_t bytes) override {
-    Expected<CUdeviceptr> p = device->alloc(std::max<size_t>(bytes, 16));
+    // Whole 256-byte units: zero() clears whole words, and every buffer
+    // starts 16-byte aligned for the kernels' vector loads.
+    Expected<CUdeviceptr> p =
+        device->alloc((std::max<size_t>(bytes, 1) + 255) / 256 * 256);
     if (!p)
       return p.status();
     return uint64_t(*p);

@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "llq/Runtime/Cuda/KernelLibrary.h"
+#include "llq/Runtime/Cuda/ModelEngine.h"
 #include "llq/runtime/llq_cuda.h"
 
 #include <gtest/gtest.h>
@@ -135,10 +136,10 @@ TEST(KernelManifestTest, MalformedModuleLines) {
             "dir/kernels.txt:3: expected 'module <sm_NN|ptx> <file>'");
   EXPECT_EQ(errorOf("module cubin a.cubin\n"),
             "dir/kernels.txt:1: unknown module architecture 'cubin' "
-            "(expected sm_NN or ptx)");
+            "(expected sm_NN, ptx or host)");
   EXPECT_EQ(errorOf("module sm_9 a.cubin\n"),
             "dir/kernels.txt:1: unknown module architecture 'sm_9' "
-            "(expected sm_NN or ptx)");
+            "(expected sm_NN, ptx or host)");
   EXPECT_EQ(errorOf("module sm_90 ../a.cubin\n"),
             "dir/kernels.txt:1: module file '../a.cubin' must be a plain file "
             "name in the directory");
@@ -166,8 +167,8 @@ TEST(KernelManifestTest, MalformedKernelLines) {
   EXPECT_EQ(kernelError("kernel f " + kDecodeKeys),
             "dir/kernels.txt:2: kernel f: missing key 'kind'");
   EXPECT_EQ(kernelError("kernel f kind=gemv " + kDecodeKeys),
-            "dir/kernels.txt:2: kernel f: 'kind' must be decode or prefill, "
-            "not 'gemv'");
+            "dir/kernels.txt:2: kernel f: 'kind' must be decode, prefill, "
+            "hgemv or model, not 'gemv'");
   EXPECT_EQ(kernelError("kernel f kind=decode bits=4 k=4096 group=128 mtile=1 "
                         "splitk=1 block=128"),
             "dir/kernels.txt:2: kernel f: missing key 'n'");
@@ -233,8 +234,110 @@ TEST(KernelManifestTest, MalformedKernelLines) {
             "dir/kernels.txt:4: kernel f is already defined on line 2");
   // Control characters are shown escaped.
   EXPECT_EQ(kernelError("kernel f kind=dec\x01ode " + kDecodeKeys),
-            "dir/kernels.txt:2: kernel f: 'kind' must be decode or prefill, "
-            "not 'dec\\x01ode'");
+            "dir/kernels.txt:2: kernel f: 'kind' must be decode, prefill, "
+            "hgemv or model, not 'dec\\x01ode'");
+}
+
+TEST(KernelManifestTest, ModelAndF16GemvKernels) {
+  Expected<KernelManifest> m = KernelManifest::parse(
+      "module host kernels.so\n"
+      "kernel llq_rope kind=model op=rope grid=12,m block=32,1,1 smem=0\n"
+      "kernel llq_soft kind=model op=softmax grid=9,3 block=1\n"
+      "kernel llq_hgemv_n300_k64_m4_s2 kind=hgemv n=300 k=64 mtile=4 "
+      "splitk=2 tile_n=128 block=128,1,1 accumulate=1\n",
+      "dir/kernels.txt");
+  ASSERT_TRUE(m.ok()) << m.message();
+  ASSERT_EQ(m->modules.size(), 1u);
+  EXPECT_TRUE(m->modules[0].isHost());
+  const ManifestKernel *rope = m->find("llq_rope");
+  ASSERT_NE(rope, nullptr);
+  EXPECT_EQ(rope->kind, QGemmKernelKind::Model);
+  EXPECT_EQ(rope->op, "rope");
+  EXPECT_TRUE(rope->handles(1000));
+  EXPECT_EQ(rope->grid(7), (std::array<uint32_t, 3>{12, 7, 1}));
+  EXPECT_EQ(m->find("llq_soft")->grid(7), (std::array<uint32_t, 3>{9, 3, 1}));
+  const ManifestKernel *g = m->find("llq_hgemv_n300_k64_m4_s2");
+  EXPECT_EQ(g->kind, QGemmKernelKind::HGemv);
+  EXPECT_EQ(g->grid(2), (std::array<uint32_t, 3>{3, 2, 1}));
+  EXPECT_TRUE(g->handles(4));
+  EXPECT_FALSE(g->handles(5));
+  // A host module is never picked for a GPU.
+  EXPECT_EQ(selectModule(*m, 9, 0), nullptr);
+
+  EXPECT_EQ(kernelError("kernel f kind=model grid=1,m block=32"),
+            "dir/kernels.txt:2: kernel f: missing key 'op'");
+  EXPECT_EQ(kernelError("kernel f kind=model op=rope grid=0,m block=32"),
+            "dir/kernels.txt:2: kernel f: 'grid' must be x,y with x, y in "
+            "[1, 65535] (y may be m), not '0,m'");
+  EXPECT_EQ(kernelError("kernel f kind=hgemv n=8 k=12 mtile=1 splitk=1 "
+                        "tile_n=128 block=128"),
+            "dir/kernels.txt:2: kernel f: k=12 is not a multiple of 8");
+  EXPECT_EQ(kernelError("kernel f kind=hgemv n=8 k=16 mtile=1 splitk=2 "
+                        "tile_n=128 block=128"),
+            "dir/kernels.txt:2: kernel f: splitk=2 needs accumulate=1 (the "
+            "splits add into y)");
+}
+
+TEST(ModelEngineTest, ModelDescriptionErrorsNameTheLine) {
+  const std::string good =
+      "model hidden=64 heads=4 kv_heads=2 head_dim=16 intermediate=192 "
+      "vocab=300 max_context=64 prefill_rows=8 embed=e rope=r final_norm=f "
+      "lm_head=lm\n"
+      "kernels embed=a add_sumsq=b rmsnorm=c rope=d scores=e softmax=f "
+      "values=g swiglu=h\n"
+      "block 0 attn_norm=n1 mlp_norm=n2 q=q k=k v=v o=o gate=g up=u down=d\n";
+  Expected<ModelDescription> d = ModelDescription::parse(good, "model.txt");
+  ASSERT_TRUE(d.ok()) << d.message();
+  EXPECT_EQ(d->blocks.size(), 1u);
+  EXPECT_EQ(d->kernels.at("rope"), "d");
+  EXPECT_EQ(d->blocks[0].down, "d");
+  auto error = [](const std::string &text) {
+    Expected<ModelDescription> r = ModelDescription::parse(text, "model.txt");
+    return r.ok() ? std::string("parsed") : r.message();
+  };
+  EXPECT_EQ(error("model hidden=64\n"), "model.txt:1: missing 'heads'");
+  EXPECT_EQ(error(good + "block 2 q=q\n"),
+            "model.txt:4: expected 'block 1 ...'");
+  EXPECT_EQ(error(good + "layer x\n"),
+            "model.txt:4: unknown entry 'layer' (expected model, kernels or "
+            "block)");
+  EXPECT_EQ(error(good.substr(0, good.find("block"))), "model.txt: no blocks");
+  std::string noSwiglu = good;
+  noSwiglu.replace(noSwiglu.find(" swiglu=h"), 9, "");
+  EXPECT_EQ(error(noSwiglu), "model.txt: no 'swiglu' kernel");
+
+  Expected<std::map<std::string, LayerEntry>> layers = parseLayerTable(
+      "layer lm dtype=f16 n=300 k=64 w=lm.w16 decode1=a decode4=b\n"
+      "layer q bits=4 group=32 n=64 k=64 w=q.w scales=q.s biases=q.b "
+      "decode1=c prefill=p\n",
+      "layers.txt");
+  ASSERT_TRUE(layers.ok()) << layers.message();
+  EXPECT_TRUE(layers->at("lm").f16);
+  EXPECT_EQ(layers->at("lm").decode.at(4), "b");
+  EXPECT_EQ(layers->at("q").groups, 2);
+  EXPECT_EQ(layers->at("q").prefill, "p");
+  Expected<std::map<std::string, LayerEntry>> bad =
+      parseLayerTable("layer q bits=4 n=64 k=64 w=q.w decode1=c\n", "l.txt");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.message(), "l.txt:1: layer q: bad or missing n, k or group");
+}
+
+TEST(ModelEngineTest, LoadingWithoutAModelOrDriverFailsCleanly) {
+  char dir[] = "/tmp/llq-engine-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::ofstream(std::string(dir) + "/kernels.txt")
+      << "module ptx kernels.ptx\n";
+  Expected<std::unique_ptr<ModelEngine>> e = ModelEngine::load(dir, "cuda");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.message().find("has no model.txt"), std::string::npos)
+      << e.message();
+  llq_model *model = nullptr;
+  EXPECT_NE(llq_model_load(dir, "cpu", &model), 0);
+  EXPECT_EQ(model, nullptr);
+  EXPECT_NE(std::string(llq_cuda_last_error()).find("model.txt"),
+            std::string::npos);
+  std::remove((std::string(dir) + "/kernels.txt").c_str());
+  rmdir(dir);
 }
 
 TEST(KernelManifestTest, LoadNamesTheMissingFile) {
@@ -254,8 +357,8 @@ TEST(KernelManifestTest, LoadReadsTheDirectory) {
   }
   Expected<KernelManifest> m = KernelManifest::load(dir);
   ASSERT_FALSE(m.ok());
-  EXPECT_EQ(m.message(), path + ":2: kernel f: 'kind' must be decode or "
-                                "prefill, not 'bogus'");
+  EXPECT_EQ(m.message(), path + ":2: kernel f: 'kind' must be decode, "
+                                "prefill, hgemv or model, not 'bogus'");
   {
     std::ofstream out(path);
     out << "module ptx kernels.ptx\n";
