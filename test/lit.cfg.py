@@ -37,6 +37,18 @@ if (os.environ.get("LLQ_PTXAS") or shutil.which("ptxas")
         or os.path.exists("/usr/local/cuda/bin/ptxas")):
     config.available_features.add("ptxas")
 
+# Tests that run kernels on a GPU declare REQUIRES: cuda: a CUDA driver that
+# initializes and finds a device.
+try:
+    import ctypes
+    cuda = ctypes.CDLL("libcuda.so.1")
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0 \
+            and count.value > 0:
+        config.available_features.add("cuda")
+except OSError:
+    pass
+
 # Tests that need the Python reference stack (numpy) declare REQUIRES: numpy.
 try:
     import subprocess

@@ -46,15 +46,20 @@ def run_artifact(llq_run, art, tokens, *extra):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 
-@pytest.mark.parametrize("spec", ["float", "rtn-w4-g32", "rtn-w8", "awq-w4-g32"])
+# SmoothQuant's W8A8 layers quantize activations that the runtime holds in
+# f16 and the interpreter in f32, so an activation code can move by one: the
+# logits agree to a few percent rather than to f16 rounding.
+@pytest.mark.parametrize("spec,tolerance", [("float", 5e-3), ("rtn-w4-g32", 5e-3),
+                                            ("rtn-w8", 5e-3), ("awq-w4-g32", 5e-3),
+                                            ("smoothquant-w8a8", 5e-2)])
 def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, tiny, tmp_path,
-                                                spec):
+                                                spec, tolerance):
     ir = tiny
     if spec != "float":
         ir = tmp_path / "model.q.mlir"
         args = [llq_opt, str(tiny), f"--quantize={spec}", "-o", str(ir),
                 "--quantize-report=none"]
-        if spec.startswith("awq"):
+        if spec.startswith(("awq", "smoothquant")):
             calib = tmp_path / "calib.txt"
             calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
             args += [f"--calib={calib}", "--calib-samples=4", "--calib-seqlen=64"]
@@ -67,7 +72,9 @@ def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, t
     text = run_artifact(llq_run, art, TOKENS, "--print-logits")
     got = np.array([[float(x) for x in r.split()] for r in text.splitlines()], np.float32)
     assert got.shape == want.shape
-    assert relative_error(got, want) < 5e-3
+    assert relative_error(got, want) < tolerance
+    if spec.startswith("smoothquant"):
+        assert "act_bits=8" in (art / "layers.txt").read_text()
 
 
 def test_chunked_prefill_and_decode_match(llq_opt, llq_compile, llq_run, tiny, tmp_path):

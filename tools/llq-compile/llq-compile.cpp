@@ -170,6 +170,8 @@ std::string manifestLine(const gpu::QGemmSpec &spec) {
   if (spec.kind == gpu::QGemmKind::Decode) {
     os << " mtile=" << spec.mTile << " splitk=" << spec.splitK
        << " tile_n=" << l.tileN;
+    if (spec.actBits)
+      os << " act_bits=" << spec.actBits;
   } else {
     os << " tile_m=" << l.tileM << " tile_n=" << l.tileN;
   }
@@ -224,6 +226,7 @@ struct GpuLayer {
   LayerShape shape;
   std::vector<std::pair<int, std::string>> decode; ///< (rows, kernel)
   int codeBits = 0; ///< the scheme's; shape.bits is the container's
+  int actBits = 0;  ///< activation bits of integer-activation layers
   std::string prefill;
 };
 
@@ -245,11 +248,25 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     };
     SchemeAttr scheme = op.getScheme();
     int64_t n = op.getOutFeatures(), k = op.getInFeatures();
-    if (scheme.getActBits() != 0 ||
-        scheme.getCodebook() != Codebook::uniform) {
-      error() << "the GPU kernels run weight-only uniform schemes, not "
+    if (scheme.getCodebook() != Codebook::uniform) {
+      error() << "the GPU kernels run uniform schemes, not "
               << scheme.getSpecString();
       return;
+    }
+    // Activation-quantized layers (SmoothQuant): per-token, or per-tensor
+    // with a static step; integer products in CUDA-core decode kernels.
+    const int actBits = static_cast<int>(scheme.getActBits());
+    float actStep = 0;
+    if (actBits) {
+      if (scheme.getActGranularity() != ActGranularity::per_token) {
+        if (!op.getActScale()) {
+          error() << "dynamic per-tensor activation scales depend on the "
+                     "whole batch and have no GPU kernel; use per-token "
+                     "activations or a static (calibrated) step";
+          return;
+        }
+        actStep = op.getActScale()->convertToFloat();
+      }
     }
     if (op.getBias()) {
       error() << "a biased quantized layer has no GPU kernel yet";
@@ -315,7 +332,9 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     }
 
     layerOf[op] = name;
-    GpuLayer layer{name, false, {bits, group, n, k}, {}, 0, ""};
+    GpuLayer layer;
+    layer.name = name;
+    layer.shape = {bits, group, n, k};
     layer.codeBits = codeBits;
     auto add = [&](gpu::QGemmSpec spec) -> std::string {
       if (std::string why = spec.finalize(); !why.empty()) {
@@ -333,13 +352,24 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     spec.group = group;
     spec.n = n;
     spec.k = k;
-    for (int rows : decodeRows) {
+    spec.actBits = actBits;
+    spec.actStep = actStep;
+    layer.actBits = actBits;
+    // Integer-activation kernels exist for up to 4 rows; more rows run 4 at
+    // a time.
+    SmallVector<int> rowsOf(decodeRows);
+    if (actBits) {
+      llvm::erase_if(rowsOf, [](int r) { return r > 4; });
+      if (!llvm::is_contained(rowsOf, 4))
+        rowsOf.push_back(4);
+    }
+    for (int rows : rowsOf) {
       spec.kind = gpu::QGemmKind::Decode;
       spec.mTile = rows;
       spec.splitK = splitKArg;
       layer.decode.emplace_back(rows, add(spec));
     }
-    if (prefill) {
+    if (prefill && !actBits) {
       spec.kind = gpu::QGemmKind::Prefill;
       layer.prefill = add(spec);
     }
@@ -547,6 +577,8 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
     os << "layer " << l.name << " bits=" << l.shape.bits;
     if (l.codeBits != l.shape.bits)
       os << " code_bits=" << l.codeBits;
+    if (l.actBits)
+      os << " act_bits=" << l.actBits;
     os << " group=" << l.shape.group << " n=" << l.shape.n
        << " k=" << l.shape.k << " w=" << l.name << ".w scales=" << l.name
        << ".scales biases=" << l.name << ".biases";

@@ -173,7 +173,15 @@ OwningOpRef<ModuleOp> buildKernelModule(MLIRContext &ctx,
       continue;
     }
     OwningOpRef<ModuleOp> scratch = ModuleOp::create(loc);
-    auto host = cast<func::FuncOp>(buildDecodeLoopNest(b, *scratch, spec));
+    func::FuncOp host;
+    if (spec.actBits) {
+      host = parseLoopNest(
+          ctx, {spec.kernelName(), buildDecodeActQuantSource(spec)}, *scratch);
+      if (!host)
+        return nullptr;
+    } else {
+      host = cast<func::FuncOp>(buildDecodeLoopNest(b, *scratch, spec));
+    }
     if (failed(runPipeline(*scratch,
                            "convert-parallel-loops-to-gpu,"
                            "gpu-kernel-outlining,lower-affine,canonicalize")))
@@ -310,6 +318,13 @@ OwningOpRef<ModuleOp> buildHostKernelModule(MLIRContext &ctx,
           << spec.kernelName() << " has no host form (only decode kernels of "
           << "up to 4 rows are loop nests)";
       return nullptr;
+    }
+    if (spec.actBits) {
+      if (!parseLoopNest(
+              ctx, {spec.kernelName(), buildDecodeActQuantSource(spec)},
+              *module))
+        return nullptr;
+      continue;
     }
     buildDecodeLoopNest(b, *module, spec);
   }

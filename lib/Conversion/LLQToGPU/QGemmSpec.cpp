@@ -9,6 +9,8 @@
 #include "llq/Quant/GpuLayout.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 
 namespace llq::gpu {
 
@@ -29,6 +31,16 @@ std::string QGemmSpec::finalize() {
   std::string why = quant::kChunkUnsupportedReason(n, k, bits, group);
   if (!why.empty())
     return why;
+  if (actBits) {
+    if (actBits < 2 || actBits > 8)
+      return "activations quantize to 2 to 8 bits, not " +
+             std::to_string(actBits);
+    if (kind != QGemmKind::Decode || mTile > 4)
+      return "activation-quantized layers have CUDA-core decode kernels of "
+             "up to 4 rows only (no tensor-core or prefill kernel yet)";
+    if (!(actStep >= 0))
+      return "the static activation step must be positive";
+  }
   if (kind == QGemmKind::Decode) {
     if (mTile < 1 || mTile > 64)
       return "decode kernels handle 1 to 64 rows, not " +
@@ -69,7 +81,18 @@ std::string QGemmSpec::kernelName() const {
   std::string name = kind == QGemmKind::Prefill   ? "llq_qgemm"
                      : decodeUsesTensorCores(*this) ? "llq_qgemv_tc"
                                                     : "llq_qgemv";
-  name += "_w" + std::to_string(bits) + "_g" + std::to_string(group) + "_n" +
+  name += "_w" + std::to_string(bits);
+  if (actBits) {
+    name += "a" + std::to_string(actBits);
+    if (actStep > 0) { // static per-tensor step, its f32 bits in hex
+      uint32_t stepBits;
+      std::memcpy(&stepBits, &actStep, 4);
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "t%08x", stepBits);
+      name += hex;
+    }
+  }
+  name += "_g" + std::to_string(group) + "_n" +
           std::to_string(n) + "_k" + std::to_string(k);
   if (kind == QGemmKind::Decode)
     name += "_m" + std::to_string(mTile) + "_s" + std::to_string(splitK);

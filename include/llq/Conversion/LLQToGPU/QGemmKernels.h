@@ -61,6 +61,12 @@ struct QGemmSpec {
   int mTile = 1;
   /// Decode: K splits (grid.y); 0 picks one from the shape.
   int splitK = 0;
+  /// Activation quantization (W8A8-style layers; decode, up to 4 rows):
+  /// activations are rounded to actBits-bit integers, per token with scale
+  /// max|x| / (2^(actBits-1) - 1), or per tensor with the static actStep
+  /// when it is positive; the products run in integers. 0: f16 activations.
+  int actBits = 0;
+  float actStep = 0;
 
   /// Fills splitK when 0 and checks the shape; returns "" or why the
   /// kernel cannot be generated.
@@ -92,6 +98,12 @@ QGemmLaunch qgemmLaunch(const QGemmSpec &spec, int64_t m);
 /// `convert-parallel-loops-to-gpu`. Returns the func.func.
 mlir::Operation *buildDecodeLoopNest(mlir::OpBuilder &b, mlir::ModuleOp module,
                                      const QGemmSpec &spec);
+
+/// The decode kernel of an activation-quantized \p spec (actBits > 0) as
+/// MLIR text: a host function holding the same blocks x threads nest as
+/// buildDecodeLoopNest, with the kernel ABI, whose threads quantize their
+/// activation rows and accumulate integer products per 128-bit chunk.
+std::string buildDecodeActQuantSource(const QGemmSpec &spec);
 
 /// Builds the prefill kernel of \p spec directly as a gpu.func in
 /// \p gpuModule (tensor-core instructions have no CPU form).
