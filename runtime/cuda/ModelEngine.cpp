@@ -15,7 +15,11 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <condition_variable>
 #include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <fstream>
 #include <sstream>
 
@@ -28,6 +32,12 @@ namespace {
 //===----------------------------------------------------------------------===//
 // Backends
 //===----------------------------------------------------------------------===//
+
+bool toIntC(const char *text, int64_t &out) {
+  const char *end = text + std::strlen(text);
+  auto [ptr, ec] = std::from_chars(text, end, out);
+  return ec == std::errc() && ptr == end;
+}
 
 class CudaBackend final : public Backend {
 public:
@@ -59,7 +69,7 @@ public:
     return device->fill32(dst, 0, bytes / 4);
   }
   Status launch(const ManifestKernel &kernel, std::array<uint32_t, 3> grid,
-                void **params) override {
+                void **params, size_t) override {
     Expected<CUfunction> f = library->function(kernel);
     if (!f)
       return f.status();
@@ -72,17 +82,106 @@ public:
   Status synchronize() override { return device->synchronize(); }
 };
 
+/// Runs ranges of a launch's blocks on worker threads (and the caller).
+class BlockPool {
+public:
+  explicit BlockPool(unsigned threads) {
+    for (unsigned i = 1; i < threads; ++i)
+      workers_.emplace_back([this] { work(); });
+  }
+  ~BlockPool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread &t : workers_)
+      t.join();
+  }
+  unsigned size() const { return unsigned(workers_.size()) + 1; }
+
+  /// Calls f(part) for part in [0, parts), in parallel; returns when all are
+  /// done.
+  void run(unsigned parts, const std::function<void(unsigned)> &f) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &f;
+      parts_ = parts;
+      next_ = 0;
+      pending_ = parts;
+      ++generation_;
+    }
+    wake_.notify_all();
+    drain();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+private:
+  void drain() {
+    while (true) {
+      unsigned part;
+      const std::function<void(unsigned)> *task;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!task_ || next_ >= parts_)
+          return;
+        part = next_++;
+        task = task_;
+      }
+      (*task)(part);
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--pending_ == 0)
+        done_.notify_all();
+    }
+  }
+  void work() {
+    uint64_t seen = 0;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_)
+          return;
+        seen = generation_;
+      }
+      drain();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(unsigned)> *task_ = nullptr;
+  unsigned parts_ = 0, next_ = 0, pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+unsigned hostThreads() {
+  if (const char *env = std::getenv("LLQ_NUM_THREADS")) {
+    int64_t n = 0;
+    if (toIntC(env, n) && n > 0 && n <= 1024)
+      return unsigned(n);
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 class HostBackend final : public Backend {
 public:
   void *handle = nullptr;
   std::string path;
   std::map<std::string, void (*)(void **)> functions;
+  BlockPool pool{hostThreads()};
 
   ~HostBackend() override {
     if (handle)
       dlclose(handle);
   }
-  std::string describe() const override { return "cpu (" + path + ")"; }
+  std::string describe() const override {
+    return "cpu (" + path + ", " + std::to_string(pool.size()) + " threads)";
+  }
   Expected<uint64_t> alloc(size_t bytes) override {
     // 64-byte aligned (the kernels load 16-byte vectors), zero-filled.
     size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
@@ -108,9 +207,8 @@ public:
     std::memset(reinterpret_cast<void *>(uintptr_t(dst)), 0, bytes);
     return Status();
   }
-  Status launch(const ManifestKernel &kernel, std::array<uint32_t, 3>,
-                void **params) override {
-    // The host function loops over the whole grid itself.
+  Status launch(const ManifestKernel &kernel, std::array<uint32_t, 3> grid,
+                void **params, size_t count) override {
     auto it = functions.find(kernel.name);
     if (it == functions.end()) {
       std::string symbol = kernel.name + "_packed";
@@ -121,7 +219,31 @@ public:
                .emplace(kernel.name, reinterpret_cast<void (*)(void **)>(f))
                .first;
     }
-    it->second(params);
+    // The host function loops over the grid itself; ranges of grid.x go to
+    // the threads (the entry point's last two parameters, [lo, hi)).
+    const int64_t blocks = grid[0];
+    // Waking a thread costs tens of microseconds: only the GEMMs, which
+    // hold nearly all of the work, are spread.
+    const bool spread = kernel.kind != QGemmKernelKind::Model;
+    const unsigned parts = spread ? unsigned(std::min<int64_t>(
+                                        pool.size(), std::max<int64_t>(blocks, 1)))
+                                  : 1;
+    if (parts == 1) {
+      int64_t lo = 0, hi = blocks;
+      std::vector<void *> args(params, params + count);
+      args.push_back(&lo);
+      args.push_back(&hi);
+      it->second(args.data());
+      return Status();
+    }
+    void (*fn)(void **) = it->second;
+    pool.run(parts, [&](unsigned part) {
+      int64_t lo = blocks * part / parts, hi = blocks * (part + 1) / parts;
+      std::vector<void *> args(params, params + count);
+      args.push_back(&lo);
+      args.push_back(&hi);
+      fn(args.data());
+    });
     return Status();
   }
   Status synchronize() override { return Status(); }
@@ -553,6 +675,7 @@ public:
     args_.push_back(&ints_.back());
   }
   void **data() { return args_.data(); }
+  size_t size() const { return args_.size(); }
 
 private:
   std::deque<int64_t> slots_;
@@ -571,7 +694,7 @@ Status ModelEngine::run(const std::string &op,
   for (int32_t v : ints)
     p.i32(v);
   p.i32(int32_t(m));
-  return backend_->launch(k, k.grid(m), p.data());
+  return backend_->launch(k, k.grid(m), p.data(), p.size());
 }
 
 Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
@@ -609,7 +732,8 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
       p.memref(yr, size_t(sizes[4]));
     }
     p.i32(int32_t(rows));
-    if (Status s = backend_->launch(*k, k->grid(rows), p.data()); !s)
+    if (Status s = backend_->launch(*k, k->grid(rows), p.data(), p.size());
+        !s)
       return Status::error("layer " + l.name + ": " + s.message());
   }
   return Status();

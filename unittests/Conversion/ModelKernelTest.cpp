@@ -49,6 +49,14 @@ public:
     ptrs_.push_back(&ints_.back());
     return *this;
   }
+  /// The host entry points' last two parameters: the blocks to run.
+  Params &blocks(int64_t lo, int64_t hi) {
+    for (int64_t v : {lo, hi}) {
+      slots_.push_back(v);
+      ptrs_.push_back(&slots_.back());
+    }
+    return *this;
+  }
   void **data() { return ptrs_.data(); }
 
 private:
@@ -117,7 +125,12 @@ protected:
   void run(const std::string &name, Params &p) {
     auto fn = engine->lookup(name + "_packed");
     ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
-    reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+    // All blocks, in two ranges as a threaded launcher would split them.
+    Params first = p, second = p;
+    first.blocks(0, 1);
+    second.blocks(1, int64_t(1) << 40);
+    reinterpret_cast<void (*)(void **)>(*fn)(first.data());
+    reinterpret_cast<void (*)(void **)>(*fn)(second.data());
   }
   void run(gpu::ModelOp op, Params &p) { run(names[op], p); }
 
@@ -484,6 +497,7 @@ TEST_P(ActQuantDecodeTest, MatchesFakeQuantizedReference) {
   ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
   Params p;
   p.mem(xh).mem(w).mem(gc.scales).mem(gc.biases).mem(y).i32(c.m);
+  p.blocks(0, int64_t(1) << 40);
   reinterpret_cast<void (*)(void **)>(*fn)(p.data());
 
   double maxRef = 0, maxErr = 0;

@@ -8,7 +8,9 @@
 
 #include "Internal.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Parser/Parser.h"
@@ -340,6 +342,30 @@ LogicalResult lowerHostKernels(ModuleOp module) {
   // The C interface wrappers are not needed: the packed entry points below
   // call the functions with their expanded parameters.
   module.walk([](func::FuncOp f) { f->removeAttr("llvm.emit_c_interface"); });
+  // Each function takes two more parameters, the range [lo, hi) of grid.x
+  // it runs: the outermost scf.parallel (the blocks) is clipped to it, so a
+  // launcher can hand ranges of blocks to threads.
+  for (func::FuncOp f : module.getOps<func::FuncOp>()) {
+    scf::ParallelOp blocks;
+    for (Operation &op : f.getBody().front())
+      if (auto p = dyn_cast<scf::ParallelOp>(op); p && !blocks)
+        blocks = p;
+    if (!blocks)
+      return f.emitError("expected the blocks' scf.parallel at the top of "
+                         "the kernel");
+    OpBuilder b(blocks);
+    Type index = b.getIndexType();
+    unsigned n = f.getNumArguments();
+    f.insertArgument(n, index, {}, f.getLoc());
+    f.insertArgument(n + 1, index, {}, f.getLoc());
+    Value lo = f.getArgument(n), hi = f.getArgument(n + 1);
+    const unsigned loops = blocks.getNumLoops();
+    Value lb = b.create<arith::MaxSIOp>(f.getLoc(), blocks->getOperand(0), lo);
+    Value ub =
+        b.create<arith::MinSIOp>(f.getLoc(), blocks->getOperand(loops), hi);
+    blocks->setOperand(0, lb);
+    blocks->setOperand(loops, ub);
+  }
   if (failed(lowerLoopNestsForHost(module)))
     return failure();
   OpBuilder b(module.getContext());

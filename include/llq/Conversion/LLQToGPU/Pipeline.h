@@ -59,8 +59,10 @@ buildHostKernelModule(mlir::MLIRContext &ctx, llvm::ArrayRef<QGemmSpec> specs,
 /// adds to each function `f` an entry point `f_packed(void **params)` that
 /// takes its parameters as cuLaunchKernel does: params[i] points to the i-th
 /// parameter of the expanded ABI (a memref is five: allocated and aligned
-/// pointers, offset, size, stride). Launchers therefore pack the same array
-/// for the GPU and for the host.
+/// pointers, offset, size, stride), followed by two i64 parameters, the range
+/// [lo, hi) of grid.x blocks to run. Launchers therefore pack the same array
+/// for the GPU and for the host, and may split a host launch across threads
+/// by ranges of blocks.
 mlir::LogicalResult lowerHostKernels(mlir::ModuleOp module);
 
 /// Optimizes a lowered host module (lowerHostKernels) at -O3 and emits an

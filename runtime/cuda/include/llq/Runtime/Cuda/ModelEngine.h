@@ -17,7 +17,9 @@
 //
 // The same launch sequence and parameter arrays drive both backends: the
 // CUDA driver (cuLaunchKernel) and the host library of `--target=cpu`,
-// whose kernels take the same parameter array (`<kernel>_packed`). The KV
+// whose kernels take the same parameter array (`<kernel>_packed`, plus the
+// range of grid.x blocks to run, which spreads a launch over threads:
+// LLQ_NUM_THREADS, default all cores). The KV
 // cache lives on the backend; prefill appends a prompt (in chunks of at most
 // prefill_rows rows), decode appends one token; both return the logits of
 // the last position. No MLIR is needed at run time.
@@ -51,9 +53,11 @@ public:
   virtual Status upload(uint64_t dst, const void *src, size_t bytes) = 0;
   virtual Status download(void *dst, uint64_t src, size_t bytes) = 0;
   virtual Status zero(uint64_t dst, size_t bytes) = 0;
-  /// Launches \p kernel on \p grid with cuLaunchKernel-style \p params.
+  /// Launches \p kernel on \p grid with the \p count cuLaunchKernel-style
+  /// \p params.
   virtual Status launch(const ManifestKernel &kernel,
-                        std::array<uint32_t, 3> grid, void **params) = 0;
+                        std::array<uint32_t, 3> grid, void **params,
+                        size_t count) = 0;
   virtual Status synchronize() = 0;
 };
 
