@@ -157,3 +157,17 @@ def test_gpu_artifact_has_the_whole_model(llq_opt, llq_compile, tiny, tmp_path):
                                  report))
         for name in ours:
             assert spills.get(name) == "0", (chip, name)
+
+
+def test_contexts_longer_than_a_block_of_threads(llq_compile, llq_run, tiny, tmp_path):
+    # 300 positions: each attention thread scores several keys, and the
+    # prompt runs in chunks of 64 rows.
+    tokens = [int(t) for t in np.random.default_rng(4).integers(0, 300, 300)]
+    art = compile_cpu(llq_compile, tiny, tmp_path / "art", "--max-context=320")
+    want, _ = run_llq(llq_run, tiny, tokens)
+    lines = run_artifact(llq_run, art, tokens, "--top-k", "300").splitlines()
+    got = np.zeros(300, np.float32)
+    for line in lines:
+        t, v = line.split()
+        got[int(t)] = float(v)
+    assert relative_error(got, want[-1]) < 5e-3

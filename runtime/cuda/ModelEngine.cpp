@@ -642,6 +642,8 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
                 {&e->a_, P * I * 2},
                 {&e->y_, P * D * 4},
                 {&e->scores_, P * size_t(d.heads) * size_t(d.maxContext) * 4},
+                {&e->smax_, P * size_t(d.heads) * 4},
+                {&e->ssum_, P * size_t(d.heads) * 4},
                 {&e->logits_, size_t(d.vocab) * 4}};
   for (Alloc &a : allocs) {
     Expected<Buffer> b = e->allocate(a.bytes);
@@ -786,17 +788,26 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
                {kCache_[b].ptr, C * KV},
                {vCache_[b].ptr, C * KV}},
               {pos0}, m);
+    const size_t MH = M * size_t(d.heads);
+    if (s)
+      s = backend_->zero(smax_.ptr, MH * 4);
+    if (s)
+      s = backend_->zero(ssum_.ptr, MH * 4);
     if (s)
       s = run("scores",
               {{qh_.ptr, M * Q},
                {kCache_[b].ptr, C * KV},
-               {scores_.ptr, M * size_t(d.heads) * C}},
+               {scores_.ptr, MH * C},
+               {smax_.ptr, MH}},
               {pos0}, m);
     if (s)
-      s = run("softmax", {{scores_.ptr, M * size_t(d.heads) * C}}, {pos0}, m);
+      s = run("softmax",
+              {{scores_.ptr, MH * C}, {smax_.ptr, MH}, {ssum_.ptr, MH}},
+              {pos0}, m);
     if (s)
       s = run("values",
-              {{scores_.ptr, M * size_t(d.heads) * C},
+              {{scores_.ptr, MH * C},
+               {ssum_.ptr, MH},
                {vCache_[b].ptr, C * KV},
                {o_.ptr, M * Q}},
               {pos0}, m);

@@ -259,12 +259,13 @@ TEST_F(ModelKernelTest, CausalGroupedQueryAttention) {
     for (auto &x : *vec)
       x = 2 * uni(rng);
   Half q = toHalf(qf), kc = toHalf(kf), vc = toHalf(vf);
-  std::vector<float> scores(m * H * C, 0.0f);
+  std::vector<float> scores(m * H * C, 0.0f), ssum(m * H, 0.0f);
+  std::vector<int32_t> smax(m * H, 0);
   Half out(m * H * hd, 0);
   Params ps, pm, pv;
-  ps.mem(q).mem(kc).mem(scores).i32(pos0).i32(m);
-  pm.mem(scores).i32(pos0).i32(m);
-  pv.mem(scores).mem(vc).mem(out).i32(pos0).i32(m);
+  ps.mem(q).mem(kc).mem(scores).mem(smax).i32(pos0).i32(m);
+  pm.mem(scores).mem(smax).mem(ssum).i32(pos0).i32(m);
+  pv.mem(scores).mem(ssum).mem(vc).mem(out).i32(pos0).i32(m);
   run(gpu::ModelOp::Scores, ps);
   run(gpu::ModelOp::Softmax, pm);
   run(gpu::ModelOp::Values, pv);

@@ -270,24 +270,35 @@ func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
 }
 )";
 
-// Block (head, row); thread tx scores keys tx, tx + block, ... <= pos0 + row.
+// The softmax statistics of each (row, head) are combined across threads
+// with atomics: the maximum as an unsigned integer that orders like the
+// float (negative floats: all bits flipped; others: the sign bit set; zero
+// is below every encoded float, so a zeroed buffer starts at -inf), the sum
+// as an f32 atomic add.
+
+// Block (head, row); thread tx scores keys tx, tx + block, ... <= pos0 + row
+// and folds its largest score into smax.
 constexpr const char *kScores = R"(
 func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
-                    %pos0: i32, %m: i32) {
+                    %smax: memref<?xi32>, %pos0: i32, %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %cT = arith.constant {{BLOCK}} : index
-  %cHd = arith.constant {{HD}} : index
   %cH = arith.constant {{HEADS}} : index
-  %cGroup = arith.constant {{GROUP}} : index
-  %cQRow = arith.constant {{QROW}} : index
-  %cKRow = arith.constant {{KROW}} : index
-  %cCtx = arith.constant {{CTX}} : index
-  %scale = arith.constant {{SCALE}} : f32
-  %zero = arith.constant 0.0 : f32
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
     scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %cHd = arith.constant {{HD}} : index
+      %cGroup = arith.constant {{GROUP}} : index
+      %cQRow = arith.constant {{QROW}} : index
+      %cKRow = arith.constant {{KROW}} : index
+      %cCtx = arith.constant {{CTX}} : index
+      %scale = arith.constant {{SCALE}} : f32
+      %zero = arith.constant 0.0 : f32
+      %ninf = arith.constant 0xFF800000 : f32
+      %ones = arith.constant -1 : i32
+      %sign = arith.constant -2147483648 : i32
+      %izero = arith.constant 0 : i32
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
       %len = arith.addi %pos, %c1 : index
@@ -299,7 +310,7 @@ func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
       %srow0 = arith.muli %row, %cH : index
       %srow = arith.addi %srow0, %hd : index
       %sb = arith.muli %srow, %cCtx : index
-      scf.for %t = %tx to %len step %cT {
+      %mx = scf.for %t = %tx to %len step %cT iter_args(%best = %ninf) -> f32 {
         %kb0 = arith.muli %t, %cKRow : index
         %kb = arith.addi %kb0, %kh : index
         %dot = scf.for %d = %c0 to %cHd step %c1 iter_args(%a = %zero) -> f32 {
@@ -315,39 +326,51 @@ func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
         %s = arith.mulf %dot, %scale : f32
         %si = arith.addi %sb, %t : index
         memref.store %s, %sc[%si] : memref<?xf32>
+        %nb = arith.maximumf %best, %s : f32
+        scf.yield %nb : f32
       }
+      %bits = arith.bitcast %mx : f32 to i32
+      %neg = arith.cmpi slt, %bits, %izero : i32
+      %flip = arith.xori %bits, %ones : i32
+      %set = arith.ori %bits, %sign : i32
+      %enc = arith.select %neg, %flip, %set : i32
+      %old = memref.atomic_rmw maxu %enc, %smax[%srow] : (i32, memref<?xi32>) -> i32
     } {{MAP_THREADS}}
   } {{MAP_BLOCKS}}
   return
 }
 )";
 
-// One thread per (head, row): max, exp and sum, then normalize in place.
+// Block (head, row); thread tx turns its scores into exp(s - max) and adds
+// them into ssum.
 constexpr const char *kSoftmax = R"(
-func.func @{{NAME}}(%sc: memref<?xf32>, %pos0: i32, %m: i32) {
+func.func @{{NAME}}(%sc: memref<?xf32>, %smax: memref<?xi32>,
+                    %ssum: memref<?xf32>, %pos0: i32, %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
   %cH = arith.constant {{HEADS}} : index
-  %cCtx = arith.constant {{CTX}} : index
-  %zero = arith.constant 0.0 : f32
-  %one = arith.constant 1.0 : f32
-  %ninf = arith.constant 0xFF800000 : f32
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
-    scf.parallel (%tx) = (%c0) to (%c1) step (%c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %cCtx = arith.constant {{CTX}} : index
+      %zero = arith.constant 0.0 : f32
+      %ones = arith.constant -1 : i32
+      %low = arith.constant 2147483647 : i32
+      %izero = arith.constant 0 : i32
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
       %len = arith.addi %pos, %c1 : index
       %srow0 = arith.muli %row, %cH : index
       %srow = arith.addi %srow0, %hd : index
       %sb = arith.muli %srow, %cCtx : index
-      %mx = scf.for %t = %c0 to %len step %c1 iter_args(%a = %ninf) -> f32 {
-        %si = arith.addi %sb, %t : index
-        %s = memref.load %sc[%si] : memref<?xf32>
-        %n = arith.maximumf %a, %s : f32
-        scf.yield %n : f32
-      }
-      %sum = scf.for %t = %c0 to %len step %c1 iter_args(%a = %zero) -> f32 {
+      %enc = memref.load %smax[%srow] : memref<?xi32>
+      %pos_enc = arith.cmpi slt, %enc, %izero : i32
+      %plain = arith.andi %enc, %low : i32
+      %flip = arith.xori %enc, %ones : i32
+      %bits = arith.select %pos_enc, %plain, %flip : i32
+      %mx = arith.bitcast %bits : i32 to f32
+      %sum = scf.for %t = %tx to %len step %cT iter_args(%a = %zero) -> f32 {
         %si = arith.addi %sb, %t : index
         %s = memref.load %sc[%si] : memref<?xf32>
         %x = arith.subf %s, %mx : f32
@@ -356,35 +379,31 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %pos0: i32, %m: i32) {
         %n = arith.addf %a, %e : f32
         scf.yield %n : f32
       }
-      %inv = arith.divf %one, %sum : f32
-      scf.for %t = %c0 to %len step %c1 {
-        %si = arith.addi %sb, %t : index
-        %e = memref.load %sc[%si] : memref<?xf32>
-        %p = arith.mulf %e, %inv : f32
-        memref.store %p, %sc[%si] : memref<?xf32>
-      }
+      %old = memref.atomic_rmw addf %sum, %ssum[%srow] : (f32, memref<?xf32>) -> f32
     } {{MAP_THREADS}}
   } {{MAP_BLOCKS}}
   return
 }
 )";
 
-// Block (head, row), thread d: out[row, head, d] = sum_t p[t] v[t, g, d].
+// Block (head, row), thread d: out[row, head, d] = sum_t e[t] v[t, g, d] /
+// sum_t e[t].
 constexpr const char *kValues = R"(
-func.func @{{NAME}}(%sc: memref<?xf32>, %vc: memref<?xf16>, %out: memref<?xf16>,
-                    %pos0: i32, %m: i32) {
+func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
+                    %vc: memref<?xf16>, %out: memref<?xf16>, %pos0: i32,
+                    %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %cHd = arith.constant {{HD}} : index
   %cH = arith.constant {{HEADS}} : index
-  %cGroup = arith.constant {{GROUP}} : index
-  %cQRow = arith.constant {{QROW}} : index
-  %cKRow = arith.constant {{KROW}} : index
-  %cCtx = arith.constant {{CTX}} : index
-  %zero = arith.constant 0.0 : f32
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
     scf.parallel (%d) = (%c0) to (%cHd) step (%c1) {
+      %cGroup = arith.constant {{GROUP}} : index
+      %cQRow = arith.constant {{QROW}} : index
+      %cKRow = arith.constant {{KROW}} : index
+      %cCtx = arith.constant {{CTX}} : index
+      %zero = arith.constant 0.0 : f32
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
       %len = arith.addi %pos, %c1 : index
@@ -404,11 +423,13 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %vc: memref<?xf16>, %out: memref<?xf16>,
         %n = math.fma %p, %vf, %a : f32
         scf.yield %n : f32
       }
+      %sum = memref.load %ssum[%srow] : memref<?xf32>
+      %o = arith.divf %acc, %sum : f32
       %ob0 = arith.muli %row, %cQRow : index
       %oh = arith.muli %hd, %cHd : index
       %ob = arith.addi %ob0, %oh : index
       %oi = arith.addi %ob, %d : index
-      %o16 = arith.truncf %acc : f32 to f16
+      %o16 = arith.truncf %o : f32 to f16
       memref.store %o16, %out[%oi] : memref<?xf16>
     } {{MAP_THREADS}}
   } {{MAP_BLOCKS}}
@@ -530,7 +551,7 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
   kernels.push_back(attnKernel(kRope, ModelOp::Rope,
                                dims.heads + dims.kvHeads, dims.headDim / 2));
   kernels.push_back(attnKernel(kScores, ModelOp::Scores, dims.heads, 128));
-  kernels.push_back(attnKernel(kSoftmax, ModelOp::Softmax, dims.heads, 1));
+  kernels.push_back(attnKernel(kSoftmax, ModelOp::Softmax, dims.heads, 128));
   kernels.push_back(
       attnKernel(kValues, ModelOp::Values, dims.heads, dims.headDim));
   kernels.push_back({ModelOp::SwiGlu, name(ModelOp::SwiGlu),

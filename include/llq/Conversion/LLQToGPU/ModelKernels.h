@@ -26,7 +26,9 @@
 //   * the KV cache of a layer is f16 [maxContext][kvHeads][headDim], rows
 //     written at positions pos0 .. pos0 + m - 1;
 //   * scores are f32 [m][heads][maxContext]; query row r sees keys
-//     0 .. pos0 + r (causal).
+//     0 .. pos0 + r (causal). The softmax statistics per (row, head), smax
+//     (the maximum, as an order-preserving u32) and ssum, are combined by
+//     the threads with atomics: zero both before the scores kernel.
 //
 //===----------------------------------------------------------------------===//
 
@@ -60,9 +62,9 @@ enum class ModelOp {
   RmsNorm,  ///< (h f32, ss f32, weight f32 [D], out f16, m)
   Rope,     ///< (q, k, v f32, inv_freq f32 [hd/2], q_out f16, kcache,
             ///<  vcache f16, pos0 i32, m)
-  Scores,   ///< (q f16, kcache f16, scores f32, pos0 i32, m)
-  Softmax,  ///< (scores f32, pos0 i32, m), in place
-  Values,   ///< (scores f32, vcache f16, out f16, pos0 i32, m)
+  Scores,   ///< (q f16, kcache f16, scores f32, smax i32, pos0 i32, m)
+  Softmax,  ///< (scores f32, smax i32, ssum f32, pos0 i32, m): exp in place
+  Values,   ///< (scores f32, ssum f32, vcache f16, out f16, pos0 i32, m)
   SwiGlu,   ///< (gate f32, up f32, out f16, m)
 };
 

@@ -12,7 +12,8 @@
 // Backend and runs the decoder as a sequence of kernel launches:
 //
 //   embed -> per block: rmsnorm, q/k/v GEMMs, rope (+ KV-cache write),
-//   scores, softmax, values, o GEMM, add; rmsnorm, gate/up GEMMs, swiglu,
+//   scores (+ max), softmax (exp + sum), values, o GEMM, add; rmsnorm,
+//   gate/up GEMMs, swiglu,
 //   down GEMM, add -> final rmsnorm -> LM head (last row) -> logits
 //
 // The same launch sequence and parameter arrays drive both backends: the
@@ -146,7 +147,7 @@ private:
   std::vector<Buffer> owned_;
   // Activations for prefillRows rows.
   Buffer ids_, h_, ss_, xn_, q_, k_, v_, qh_, o_, g_, u_, a_, y_, scores_,
-      logits_;
+      smax_, ssum_, logits_;
   std::vector<Buffer> kCache_, vCache_;
   int64_t position_ = 0;
 };
