@@ -92,7 +92,8 @@ struct ManifestKernel {
   std::map<std::string, std::string> extra;
   int line = 0;
 
-  int64_t groups() const { return (k + group - 1) / group; }
+  /// Groups of a quantized GEMM's K (0 for the other kinds).
+  int64_t groups() const { return group > 0 ? (k + group - 1) / group : 0; }
   /// Whether the kernel computes an m-row product.
   bool handles(int64_t m) const {
     return m > 0 && (kind == QGemmKernelKind::Prefill ||
