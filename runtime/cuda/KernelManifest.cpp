@@ -22,6 +22,8 @@ const char *kindName(QGemmKernelKind kind) {
     return "prefill";
   case QGemmKernelKind::HGemv:
     return "hgemv";
+  case QGemmKernelKind::PBLLM:
+    return "pbllm";
   case QGemmKernelKind::Model:
     return "model";
   }
@@ -41,7 +43,8 @@ std::array<uint32_t, 3> ManifestKernel::grid(int64_t m) const {
   if (kind == QGemmKernelKind::Model)
     return {static_cast<uint32_t>(gridX),
             static_cast<uint32_t>(gridYIsM ? m : gridY), 1};
-  if (kind == QGemmKernelKind::Decode || kind == QGemmKernelKind::HGemv) {
+  if (kind == QGemmKernelKind::Decode || kind == QGemmKernelKind::HGemv ||
+      kind == QGemmKernelKind::PBLLM) {
     const int64_t rows = tileN > 0 ? tileN : block[0];
     return {static_cast<uint32_t>((n + rows - 1) / rows),
             static_cast<uint32_t>(splitK), 1};
@@ -183,11 +186,13 @@ Status parseKernel(const std::vector<std::string_view> &words,
     kernel.kind = QGemmKernelKind::Prefill;
   else if (kind == "hgemv")
     kernel.kind = QGemmKernelKind::HGemv;
+  else if (kind == "pbllm")
+    kernel.kind = QGemmKernelKind::PBLLM;
   else if (kind == "model")
     kernel.kind = QGemmKernelKind::Model;
   else
-    return Status::error(at + "'kind' must be decode, prefill, hgemv or "
-                              "model, not " +
+    return Status::error(at + "'kind' must be decode, prefill, hgemv, pbllm "
+                              "or model, not " +
                          quoted(kind));
 
   if (kernel.kind == QGemmKernelKind::Model) {
@@ -213,15 +218,17 @@ Status parseKernel(const std::vector<std::string_view> &words,
                            quoted(grid));
     kernel.gridX = gx;
     kernel.gridY = kernel.gridYIsM ? 1 : gy;
-  } else if (kernel.kind == QGemmKernelKind::HGemv) {
+  } else if (kernel.kind == QGemmKernelKind::HGemv ||
+             kernel.kind == QGemmKernelKind::PBLLM) {
     for (auto [key, out] :
          {std::pair<const char *, int64_t *>{"n", &kernel.n}, {"k", &kernel.k}})
       if (Status s = integer(key, 1, kMaxDim, *out, true); !s)
         return s;
-    if (kernel.k % 8 != 0)
+    const int64_t multiple = kernel.kind == QGemmKernelKind::PBLLM ? 32 : 8;
+    if (kernel.k % multiple != 0)
       return Status::error(at + "k=" + std::to_string(kernel.k) +
-                           " is not a multiple of 8");
-    kernel.bits = 16;
+                           " is not a multiple of " + std::to_string(multiple));
+    kernel.bits = kernel.kind == QGemmKernelKind::PBLLM ? 1 : 16;
     if (Status s = integer("mtile", 1, 1024, kernel.mTile, true); !s)
       return s;
     if (Status s = integer("splitk", 1, 65535, kernel.splitK, true); !s)
@@ -230,7 +237,8 @@ Status parseKernel(const std::vector<std::string_view> &words,
       return s;
   }
   if (kernel.kind == QGemmKernelKind::Model ||
-      kernel.kind == QGemmKernelKind::HGemv)
+      kernel.kind == QGemmKernelKind::HGemv ||
+      kernel.kind == QGemmKernelKind::PBLLM)
     return parseLaunch(values, at, kernel, integer, missing, take);
 
   int64_t bits = 0;
@@ -322,7 +330,8 @@ Status parseLaunch(std::map<std::string, std::string> &values,
     return s;
   kernel.accumulate = accumulate != 0;
   if ((kernel.kind == QGemmKernelKind::Decode ||
-       kernel.kind == QGemmKernelKind::HGemv) &&
+       kernel.kind == QGemmKernelKind::HGemv ||
+       kernel.kind == QGemmKernelKind::PBLLM) &&
       kernel.splitK > 1 && !kernel.accumulate)
     return Status::error(at + "splitk=" + std::to_string(kernel.splitK) +
                          " needs accumulate=1 (the splits add into y)");

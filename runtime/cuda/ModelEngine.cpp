@@ -413,11 +413,27 @@ parseLayerTable(const std::string &text, const std::string &source) {
     l.line = n;
     l.f16 = kv.count("dtype") && kv["dtype"] == "f16";
     int64_t group = 0;
+    if (kv.count("format")) {
+      l.format = kv["format"];
+      if (l.format != "pbllm")
+        return Status::error(where + "layer " + l.name + ": unknown format '" +
+                             l.format + "'");
+      for (const char *part :
+           {"signs", "salient", "offsets", "codes", "scales", "salient_scales"}) {
+        if (kv[part].empty())
+          return Status::error(where + "layer " + l.name + ": missing '" +
+                               part + "'");
+        l.parts[part] = kv[part];
+      }
+      kv["w"] = kv["signs"];
+      kv["biases"] = kv["salient_scales"];
+    }
     if (!toInt(kv["n"], l.n) || !toInt(kv["k"], l.k) || l.n < 1 || l.k < 1 ||
-        (!l.f16 && (!toInt(kv["group"], group) || group < 1)))
+        (!l.f16 && l.format.empty() &&
+         (!toInt(kv["group"], group) || group < 1)))
       return Status::error(where + "layer " + l.name +
                            ": bad or missing n, k or group");
-    l.groups = l.f16 ? 0 : (l.k + group - 1) / group;
+    l.groups = l.f16 || !l.format.empty() ? 0 : (l.k + group - 1) / group;
     l.w = kv["w"];
     l.scales = kv["scales"];
     l.biases = kv["biases"];
@@ -615,11 +631,16 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
       if (!e->tensors_.count(*name))
         return Status::error("weights.safetensors has no tensor '" + *name +
                              "'");
-  for (const auto &[name, l] : e->layers_)
+  for (const auto &[name, l] : e->layers_) {
     for (const std::string *t : {&l.w, &l.scales, &l.biases})
       if (!t->empty() && !e->tensors_.count(*t))
         return Status::error("weights.safetensors has no tensor '" + *t +
                              "' (layer " + name + ")");
+    for (const auto &[part, t] : l.parts)
+      if (!e->tensors_.count(t))
+        return Status::error("weights.safetensors has no tensor '" + t +
+                             "' (layer " + name + ")");
+  }
 
   // Activations, for prefillRows rows, and the KV cache.
   const size_t P = size_t(d.prefillRows), D = size_t(d.hidden),
@@ -721,7 +742,21 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
       if (Status s = backend_->zero(yr, size_t(rows * l.n) * 4); !s)
         return s;
     LaunchParams p;
-    if (l.f16) {
+    if (l.format == "pbllm") {
+      auto part = [&](const char *key) {
+        const Buffer &b = tensors_.at(l.parts.at(key));
+        return std::make_pair(b.ptr, b.bytes);
+      };
+      p.memref(xr, size_t(rows * l.k));
+      p.memref(part("signs").first, part("signs").second / 4);
+      p.memref(part("salient").first, part("salient").second / 4);
+      p.memref(part("offsets").first, part("offsets").second / 4);
+      p.memref(part("codes").first, part("codes").second);
+      p.memref(part("scales").first, part("scales").second / 2);
+      p.memref(part("salient_scales").first,
+               part("salient_scales").second / 2);
+      p.memref(yr, size_t(rows * l.n));
+    } else if (l.f16) {
       p.memref(xr, size_t(rows * l.k / 8));
       p.memref(tensor(l.w), size_t(l.k / 8 * l.n));
       p.memref(yr, size_t(rows * l.n));

@@ -54,29 +54,39 @@ Operation *soleUser(Value v) {
   }
 }
 
-bool isLinear(Operation *op) { return op && isa<LinearOp, QLinearOp>(op); }
+bool isLinear(Operation *op) {
+  return op && isa<LinearOp, QLinearOp, PackedLinearOp>(op);
+}
 
 Value linearInput(Operation *op) {
   if (auto l = dyn_cast<LinearOp>(op))
     return l.getInput();
+  if (auto p = dyn_cast<PackedLinearOp>(op))
+    return p.getInput();
   return cast<QLinearOp>(op).getInput();
 }
 
 bool linearHasBias(Operation *op) {
   if (auto l = dyn_cast<LinearOp>(op))
     return bool(l.getBias());
+  if (auto p = dyn_cast<PackedLinearOp>(op))
+    return bool(p.getBias());
   return bool(cast<QLinearOp>(op).getBias());
 }
 
 int64_t outFeatures(Operation *op) {
   if (auto l = dyn_cast<LinearOp>(op))
     return l.getOutFeatures();
+  if (auto p = dyn_cast<PackedLinearOp>(op))
+    return p.getOutFeatures();
   return cast<QLinearOp>(op).getOutFeatures();
 }
 
 int64_t inFeatures(Operation *op) {
   if (auto l = dyn_cast<LinearOp>(op))
     return l.getInFeatures();
+  if (auto p = dyn_cast<PackedLinearOp>(op))
+    return p.getInFeatures();
   return cast<QLinearOp>(op).getInFeatures();
 }
 

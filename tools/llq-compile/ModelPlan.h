@@ -36,7 +36,8 @@ struct ModelPlan {
   struct Block {
     /// Norm weights: llq.weight or (small models) an arith.constant.
     mlir::Value attnNorm, mlpNorm;
-    mlir::Operation *q, *k, *v, *o, *gate, *up, *down; // Linear or QLinear
+    // llq.linear, llq.qlinear or llq.packed_linear
+    mlir::Operation *q, *k, *v, *o, *gate, *up, *down;
   };
   gpu::ModelDims dims; // maxContext left 0
   WeightOp embedding;  // [vocab][hidden]

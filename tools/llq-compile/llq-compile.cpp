@@ -227,8 +227,17 @@ struct GpuLayer {
   std::vector<std::pair<int, std::string>> decode; ///< (rows, kernel)
   int codeBits = 0; ///< the scheme's; shape.bits is the container's
   int actBits = 0;  ///< activation bits of integer-activation layers
+  std::string format; ///< "pbllm" for PB-LLM layers
   std::string prefill;
 };
+
+/// The layer name of a packed layer: its first part's name without the
+/// part suffix.
+StringRef part0Name(PackedLinearOp op) {
+  StringRef name = op.getParts()[0].getDefiningOp<WeightOp>().getName();
+  size_t dot = name.rfind('.');
+  return dot == StringRef::npos ? name : name.take_front(dot);
+}
 
 /// Looks through the model's llq.qlinear ops, adds their kernels to
 /// \p specs, and their repacked weights to \p weights.
@@ -237,7 +246,7 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
           const SmallVector<int> &decodeRows, bool prefill,
           SafeTensorsWriter &weights,
           std::map<mlir::Operation *, std::string> &layerOf,
-          bool needLayers) {
+          std::vector<gpu::PBLLMGemvSpec> &pbllmSpecs, bool needLayers) {
   std::vector<GpuLayer> layers;
   WeightStore store;
   bool failedAny = false;
@@ -376,11 +385,100 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     layers.push_back(layer);
   });
   // The binary-term, NF4 and rotated formats run on the CPU path only.
+  // PB-LLM layers run their own GEMV over the bit planes; the other packed
+  // formats (BiLLM, DB-LLM, NF4, QuIP) run on the CPU path only.
   module.walk([&](PackedLinearOp op) {
-    failedAny = true;
-    op.emitError() << "no GPU kernel yet for the '"
-                   << stringifyPackedFormat(op.getFormat())
-                   << "' packed format (it runs on the CPU path)";
+    if (op.getFormat() != PackedFormat::pbllm) {
+      failedAny = true;
+      op.emitError() << "no GPU kernel yet for the '"
+                     << stringifyPackedFormat(op.getFormat())
+                     << "' packed format (it runs on the CPU path; pbllm "
+                        "has one)";
+      return;
+    }
+    if (op.getBias()) {
+      failedAny = true;
+      op.emitError() << "a biased packed layer has no GPU kernel yet";
+      return;
+    }
+    const int64_t n = op.getOutFeatures(), k = op.getInFeatures();
+    SmallVector<ArrayRef<uint8_t>> parts;
+    for (mlir::Value part : op.getParts()) {
+      auto w = part.getDefiningOp<WeightOp>();
+      mlir::FailureOr<ArrayRef<uint8_t>> bytes =
+          w ? store.getBytes(w) : mlir::FailureOr<ArrayRef<uint8_t>>();
+      if (!w || failed(bytes)) {
+        failedAny = true;
+        if (!w)
+          op.emitError() << "expected the packed parts stored in an archive "
+                            "(llq.weight), as llq-opt writes them";
+        return;
+      }
+      parts.push_back(*bytes);
+    }
+    const int64_t words = (k + 31) / 32;
+    if (parts.size() != 6 || k % 32 ||
+        int64_t(parts[0].size()) != n * words * 4 ||
+        int64_t(parts[1].size()) != n * words * 4 ||
+        int64_t(parts[2].size()) != (n + 1) * 4) {
+      failedAny = true;
+      op.emitError() << "no GPU kernel for this PB-LLM layer: K must be a "
+                        "multiple of 32 and the parts the format's";
+      return;
+    }
+    StringRef stem = part0Name(op);
+    std::string name = stem.str();
+    layerOf[op] = name;
+    // Bit planes transposed to [K / 32][N] words.
+    std::vector<uint32_t> signs(n * words), salient(n * words);
+    const auto *s32 = reinterpret_cast<const uint32_t *>(parts[0].data());
+    const auto *l32 = reinterpret_cast<const uint32_t *>(parts[1].data());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t q = 0; q < words; ++q) {
+        signs[q * n + r] = s32[r * words + q];
+        salient[q * n + r] = l32[r * words + q];
+      }
+    std::vector<uint8_t> codes(parts[3].begin(), parts[3].end());
+    if (codes.empty())
+      codes.push_back(0); // a tensor of no codes is still a buffer
+    std::string err;
+    if (!weights.add(name + ".signs_t", DType::U32, {words, n}, signs.data(),
+                     signs.size() * 4, err) ||
+        !weights.add(name + ".salient_t", DType::U32, {words, n},
+                     salient.data(), salient.size() * 4, err) ||
+        !weights.add(name + ".row_offsets", DType::U32, {n + 1},
+                     parts[2].data(), parts[2].size(), err) ||
+        !weights.add(name + ".codes", DType::I8, {int64_t(codes.size())},
+                     codes.data(), codes.size(), err) ||
+        !weights.add(name + ".binary_scales", DType::F16, {n},
+                     parts[4].data(), parts[4].size(), err) ||
+        !weights.add(name + ".salient_scales", DType::F16, {n},
+                     parts[5].data(), parts[5].size(), err)) {
+      failedAny = true;
+      op.emitError() << err;
+      return;
+    }
+    GpuLayer layer;
+    layer.name = name;
+    layer.format = "pbllm";
+    layer.shape = {1, 0, n, k};
+    for (int rows : {1, 4}) {
+      gpu::PBLLMGemvSpec g;
+      g.n = n;
+      g.k = k;
+      g.mTile = rows;
+      if (std::string why = g.finalize(); !why.empty()) {
+        failedAny = true;
+        op.emitError() << "no GPU kernel for this layer: " << why;
+        return;
+      }
+      if (llvm::none_of(pbllmSpecs, [&](const gpu::PBLLMGemvSpec &o) {
+            return o.kernelName() == g.kernelName();
+          }))
+        pbllmSpecs.push_back(g);
+      layer.decode.emplace_back(rows, g.kernelName());
+    }
+    layers.push_back(layer);
   });
   if (failedAny)
     fail("cannot compile '" + inputFile + "' for the GPU (see above)");
@@ -402,6 +500,15 @@ std::string manifestLine(const gpu::ModelKernel &k) {
          " grid=" + std::to_string(k.gridX) + "," +
          (k.rowsInY ? std::string("m") : std::to_string(k.gridY)) +
          " block=" + std::to_string(k.block) + ",1,1 smem=0 accumulate=0\n";
+}
+
+std::string manifestLine(const gpu::PBLLMGemvSpec &g) {
+  return "kernel " + g.kernelName() + " kind=pbllm n=" + std::to_string(g.n) +
+         " k=" + std::to_string(g.k) + " mtile=" + std::to_string(g.mTile) +
+         " splitk=" + std::to_string(g.splitK) +
+         " tile_n=" + std::to_string(gpu::kHGemvBlock) + " block=" +
+         std::to_string(gpu::kHGemvBlock) + ",1,1 smem=0 accumulate=" +
+         (g.splitK > 1 ? "1" : "0") + "\n";
 }
 
 std::string manifestLine(const gpu::HGemvSpec &g) {
@@ -566,6 +673,17 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
                   "kernels (decode<R>: M <= R, prefill: any M)\n";
   raw_string_ostream os(s);
   for (const GpuLayer &l : layers) {
+    if (l.format == "pbllm") {
+      os << "layer " << l.name << " format=pbllm n=" << l.shape.n
+         << " k=" << l.shape.k << " signs=" << l.name
+         << ".signs_t salient=" << l.name << ".salient_t offsets=" << l.name
+         << ".row_offsets codes=" << l.name << ".codes scales=" << l.name
+         << ".binary_scales salient_scales=" << l.name << ".salient_scales";
+      for (const auto &[rows, kernel] : l.decode)
+        os << " decode" << rows << "=" << kernel;
+      os << "\n";
+      continue;
+    }
     if (l.f16) {
       os << "layer " << l.name << " dtype=f16 n=" << l.shape.n
          << " k=" << l.shape.k << " w=" << l.name << ".w16";
@@ -654,6 +772,7 @@ int main(int argc, char **argv) {
   std::vector<GpuLayer> layers;
   SafeTensorsWriter weights;
   std::optional<ModelArtifact> modelArtifact;
+  std::vector<gpu::PBLLMGemvSpec> pbllmSpecs;
   if (!inputFile.empty()) {
     mlir::OwningOpRef<mlir::ModuleOp> model = readModule(inputFile, &ctx);
     if (!model)
@@ -669,7 +788,7 @@ int main(int argc, char **argv) {
     model->walk([&](AttentionOp) { hasAttention = true; });
     std::map<mlir::Operation *, std::string> layerOf;
     layers = packModel(*model, specs, decodeRows, prefill, weights, layerOf,
-                       /*needLayers=*/!hasAttention);
+                       pbllmSpecs, /*needLayers=*/!hasAttention);
     if (hasAttention) {
       mlir::FailureOr<ModelPlan> plan = planModel(func);
       if (failed(plan))
@@ -708,6 +827,8 @@ int main(int argc, char **argv) {
   }
 
   std::vector<gpu::LoopNestKernel> nests;
+  for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
+    nests.push_back({g.kernelName(), gpu::pbllmGemvSource(g)});
   if (modelArtifact) {
     for (const gpu::ModelKernel &k : modelArtifact->kernels)
       nests.push_back({k.name, k.source});
@@ -770,6 +891,8 @@ int main(int argc, char **argv) {
   }
   for (const gpu::QGemmSpec &spec : specs)
     manifest += manifestLine(spec);
+  for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
+    manifest += manifestLine(g);
   if (modelArtifact) {
     for (const gpu::ModelKernel &k : modelArtifact->kernels)
       manifest += manifestLine(k);

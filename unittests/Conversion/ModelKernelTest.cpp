@@ -14,6 +14,7 @@
 
 #include "llq/Conversion/LLQToGPU/ModelKernels.h"
 #include "llq/Conversion/LLQToGPU/Pipeline.h"
+#include "llq/Quant/Binarize.h"
 #include "llq/Quant/GpuLayout.h"
 #include "llq/Quant/Half.h"
 
@@ -547,3 +548,128 @@ TEST(ActQuantDecode, LowersToPtxWithoutLocalMemory) {
   spec.mTile = 16;
   EXPECT_NE(spec.finalize().find("up to 4 rows"), std::string::npos);
 }
+
+namespace {
+
+struct PBCase {
+  int64_t n, k;
+  int mTile, splitK, m;
+};
+
+class PBLLMGemvTest : public ::testing::TestWithParam<PBCase> {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  }
+};
+
+// y = x W^T with W decoded by the format's own dequantize (Binarize.h).
+TEST_P(PBLLMGemvTest, MatchesDequantizedReference) {
+  const PBCase c = GetParam();
+  gpu::PBLLMGemvSpec spec;
+  spec.n = c.n;
+  spec.k = c.k;
+  spec.mTile = c.mTile;
+  spec.splitK = c.splitK;
+  ASSERT_EQ(spec.finalize(), "");
+  SCOPED_TRACE(spec.kernelName());
+
+  std::mt19937 rng(c.n * 7 + c.k);
+  const int64_t words = c.k / 32;
+  quant::PBLLMMatrix w;
+  w.rows = c.n;
+  w.cols = c.k;
+  w.signs.assign(c.n * words, 0);
+  w.salient.assign(c.n * words, 0);
+  w.rowOffsets.push_back(0);
+  for (int64_t r = 0; r < c.n; ++r) {
+    for (int64_t j = 0; j < c.k; ++j) {
+      const bool sal = rng() % 10 == 0;
+      uint32_t bit = uint32_t(1) << (j % 32);
+      if (sal) {
+        w.salient[r * words + j / 32] |= bit;
+        w.codes.push_back(int8_t(int(rng() % 255) - 127));
+      } else if (rng() % 2) {
+        w.signs[r * words + j / 32] |= bit;
+      }
+    }
+    w.rowOffsets.push_back(uint32_t(w.codes.size()));
+    w.binaryScales.push_back(
+        quant::floatToHalf(0.01f + 0.05f * (rng() % 100) / 100));
+    w.salientScales.push_back(
+        quant::floatToHalf(0.001f + 0.002f * (rng() % 100) / 100));
+  }
+  std::vector<float> dense(c.n * c.k);
+  quant::dequantize(w, dense.data());
+
+  std::uniform_real_distribution<float> uni(-1, 1);
+  std::vector<float> x(c.mTile * c.k, 0.0f);
+  for (int64_t i = 0; i < c.m * c.k; ++i)
+    x[i] = quant::roundToHalf(uni(rng));
+  Half xh = toHalf(x);
+  // The bit planes, transposed to [K / 32][N].
+  std::vector<uint32_t> signsT(words * c.n), salientT(words * c.n);
+  for (int64_t r = 0; r < c.n; ++r)
+    for (int64_t q = 0; q < words; ++q) {
+      signsT[q * c.n + r] = w.signs[r * words + q];
+      salientT[q * c.n + r] = w.salient[r * words + q];
+    }
+  std::vector<uint32_t> offsets(w.rowOffsets.begin(), w.rowOffsets.end());
+  std::vector<int8_t> codes = w.codes;
+  if (codes.empty())
+    codes.push_back(0);
+  std::vector<uint16_t> bscale = w.binaryScales, sscale = w.salientScales;
+  std::vector<float> y(c.mTile * c.n, 0.0f);
+
+  mlir::DialectRegistry registry;
+  gpu::registerKernelCompilation(registry);
+  mlir::MLIRContext ctx(registry);
+  auto module = gpu::buildHostKernelModule(
+      ctx, {}, {{spec.kernelName(), gpu::pbllmGemvSource(spec)}});
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
+  auto engine = mlir::ExecutionEngine::create(*module);
+  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
+  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
+  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
+  Params p;
+  p.mem(xh).mem(signsT).mem(salientT).mem(offsets).mem(codes).mem(bscale);
+  p.mem(sscale).mem(y).i32(c.m).blocks(0, int64_t(1) << 40);
+  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+
+  for (int r = 0; r < c.m; ++r)
+    for (int64_t n = 0; n < c.n; ++n) {
+      double ref = 0, mag = 0;
+      for (int64_t k = 0; k < c.k; ++k) {
+        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
+        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
+      }
+      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, PBLLMGemvTest,
+                         ::testing::Values(PBCase{37, 64, 1, 1, 1},
+                                           PBCase{130, 256, 4, 3, 3},
+                                           PBCase{64, 96, 4, 0, 4}));
+
+TEST(PBLLMGemv, LowersToPtxWithoutLocalMemory) {
+  gpu::PBLLMGemvSpec spec;
+  spec.n = 4096;
+  spec.k = 4096;
+  ASSERT_EQ(spec.finalize(), "");
+  mlir::DialectRegistry registry;
+  gpu::registerKernelCompilation(registry);
+  mlir::MLIRContext ctx(registry);
+  auto module = gpu::buildKernelModule(
+      ctx, {}, {{spec.kernelName(), gpu::pbllmGemvSource(spec)}});
+  ASSERT_TRUE(module);
+  auto ptx = gpu::lowerKernelsToPtx(*module, "sm_80");
+  ASSERT_TRUE(mlir::succeeded(ptx));
+  EXPECT_NE(ptx->find(".entry " + spec.kernelName() + "("), std::string::npos);
+  EXPECT_EQ(ptx->find(".local"), std::string::npos);
+  EXPECT_NE(ptx->find("popc.b32"), std::string::npos);
+}
+
+} // namespace

@@ -168,7 +168,7 @@ TEST(KernelManifestTest, MalformedKernelLines) {
             "dir/kernels.txt:2: kernel f: missing key 'kind'");
   EXPECT_EQ(kernelError("kernel f kind=gemv " + kDecodeKeys),
             "dir/kernels.txt:2: kernel f: 'kind' must be decode, prefill, "
-            "hgemv or model, not 'gemv'");
+            "hgemv, pbllm or model, not 'gemv'");
   EXPECT_EQ(kernelError("kernel f kind=decode bits=4 k=4096 group=128 mtile=1 "
                         "splitk=1 block=128"),
             "dir/kernels.txt:2: kernel f: missing key 'n'");
@@ -235,7 +235,7 @@ TEST(KernelManifestTest, MalformedKernelLines) {
   // Control characters are shown escaped.
   EXPECT_EQ(kernelError("kernel f kind=dec\x01ode " + kDecodeKeys),
             "dir/kernels.txt:2: kernel f: 'kind' must be decode, prefill, "
-            "hgemv or model, not 'dec\\x01ode'");
+            "hgemv, pbllm or model, not 'dec\\x01ode'");
 }
 
 TEST(KernelManifestTest, ModelAndF16GemvKernels) {
@@ -272,6 +272,9 @@ TEST(KernelManifestTest, ModelAndF16GemvKernels) {
   EXPECT_EQ(kernelError("kernel f kind=hgemv n=8 k=12 mtile=1 splitk=1 "
                         "tile_n=128 block=128"),
             "dir/kernels.txt:2: kernel f: k=12 is not a multiple of 8");
+  EXPECT_EQ(kernelError("kernel f kind=pbllm n=8 k=48 mtile=1 splitk=1 "
+                        "tile_n=128 block=128"),
+            "dir/kernels.txt:2: kernel f: k=48 is not a multiple of 32");
   EXPECT_EQ(kernelError("kernel f kind=hgemv n=8 k=16 mtile=1 splitk=2 "
                         "tile_n=128 block=128"),
             "dir/kernels.txt:2: kernel f: splitk=2 needs accumulate=1 (the "
@@ -309,13 +312,23 @@ TEST(ModelEngineTest, ModelDescriptionErrorsNameTheLine) {
   Expected<std::map<std::string, LayerEntry>> layers = parseLayerTable(
       "layer lm dtype=f16 n=300 k=64 w=lm.w16 decode1=a decode4=b\n"
       "layer q bits=4 group=32 n=64 k=64 w=q.w scales=q.s biases=q.b "
-      "decode1=c prefill=p\n",
+      "decode1=c prefill=p\n"
+      "layer pb format=pbllm n=64 k=64 signs=s salient=l offsets=o codes=c "
+      "scales=b salient_scales=t decode1=d\n",
       "layers.txt");
   ASSERT_TRUE(layers.ok()) << layers.message();
   EXPECT_TRUE(layers->at("lm").f16);
   EXPECT_EQ(layers->at("lm").decode.at(4), "b");
   EXPECT_EQ(layers->at("q").groups, 2);
   EXPECT_EQ(layers->at("q").prefill, "p");
+  EXPECT_EQ(layers->at("pb").format, "pbllm");
+  EXPECT_EQ(layers->at("pb").parts.at("salient_scales"), "t");
+  Expected<std::map<std::string, LayerEntry>> noCodes = parseLayerTable(
+      "layer pb format=pbllm n=64 k=64 signs=s salient=l offsets=o "
+      "scales=b salient_scales=t decode1=d\n",
+      "l.txt");
+  ASSERT_FALSE(noCodes.ok());
+  EXPECT_EQ(noCodes.message(), "l.txt:1: layer pb: missing 'codes'");
   Expected<std::map<std::string, LayerEntry>> bad =
       parseLayerTable("layer q bits=4 n=64 k=64 w=q.w decode1=c\n", "l.txt");
   ASSERT_FALSE(bad.ok());
@@ -358,7 +371,7 @@ TEST(KernelManifestTest, LoadReadsTheDirectory) {
   Expected<KernelManifest> m = KernelManifest::load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.message(), path + ":2: kernel f: 'kind' must be decode, "
-                                "prefill, hgemv or model, not 'bogus'");
+                                "prefill, hgemv, pbllm or model, not 'bogus'");
   {
     std::ofstream out(path);
     out << "module ptx kernels.ptx\n";

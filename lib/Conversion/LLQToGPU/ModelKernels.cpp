@@ -698,3 +698,207 @@ func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<8xf16>>,
 }
 
 } // namespace llq::gpu
+
+//===----------------------------------------------------------------------===//
+// PB-LLM GEMV
+//===----------------------------------------------------------------------===//
+
+namespace llq::gpu {
+
+std::string PBLLMGemvSpec::finalize() {
+  if (n <= 0 || k <= 0)
+    return "empty shape";
+  if (k % 32)
+    return "K (" + std::to_string(k) + ") must be a multiple of 32";
+  if (mTile < 1 || mTile > 4)
+    return "the PB-LLM GEMV handles 1 to 4 rows";
+  const int64_t words = k / 32;
+  if (splitK == 0) {
+    const int64_t blocks = (n + kHGemvBlock - 1) / kHGemvBlock;
+    int64_t s = (528 + blocks - 1) / blocks;
+    s = std::min<int64_t>(s, std::max<int64_t>(1, words / 4));
+    splitK = static_cast<int>(std::max<int64_t>(1, s));
+  }
+  if (splitK < 1 || splitK > words)
+    return "split-K must be between 1 and K / 32";
+  return "";
+}
+
+int64_t PBLLMGemvSpec::wordsPerSplit() const {
+  return (k / 32 + splitK - 1) / splitK;
+}
+
+std::string PBLLMGemvSpec::kernelName() const {
+  return "llq_pbllm_gemv_n" + std::to_string(n) + "_k" + std::to_string(k) +
+         "_m" + std::to_string(mTile) + "_s" + std::to_string(splitK);
+}
+
+std::string pbllmGemvSource(const PBLLMGemvSpec &spec) {
+  const int T = spec.mTile;
+  std::map<std::string, std::string> v = {
+      {"NAME", spec.kernelName()},
+      {"N", std::to_string(spec.n)},
+      {"K", std::to_string(spec.k)},
+      {"WORDS", std::to_string(spec.k / 32)},
+      {"PER_SPLIT", std::to_string(spec.wordsPerSplit())},
+      {"SPLITS", std::to_string(spec.splitK)},
+      {"BLOCK", std::to_string(kHGemvBlock)},
+      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
+      {"MAP_THREADS", kMapThreads},
+      {"MAP_BLOCKS", kMapBlocks}};
+  std::string iters, types, yields, rows;
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    rows += "        %ci" + s + " = arith.constant " + s + " : index\n";
+    rows += "        %r" + s + " = arith.minui %mlast, %ci" + s + " : index\n";
+    rows += "        %xb" + s + " = arith.muli %r" + s + ", %cK : index\n";
+    iters += ", %b" + s + " = %zero, %s" + s + " = %zero";
+    types += ", f32, f32";
+  }
+  std::string t = R"(
+func.func @{{NAME}}(%x: memref<?xf16>, %signs: memref<?xi32>,
+                    %salient: memref<?xi32>, %offsets: memref<?xi32>,
+                    %codes: memref<?xi8>, %bscale: memref<?xf16>,
+                    %sscale: memref<?xf16>, %y: memref<?xf32>, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %gx = arith.constant {{GX}} : index
+  %gy = arith.constant {{SPLITS}} : index
+  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %c32 = arith.constant 32 : index
+      %cN = arith.constant {{N}} : index
+      %cK = arith.constant {{K}} : index
+      %cWords = arith.constant {{WORDS}} : index
+      %cPer = arith.constant {{PER_SPLIT}} : index
+      %zero = arith.constant 0.0 : f32
+      %i1 = arith.constant 1 : i32
+      %i0 = arith.constant 0 : i32
+      %mi = arith.index_cast %m : i32 to index
+      %m1 = arith.maxsi %mi, %c1 : index
+      %mlast = arith.subi %m1, %c1 : index
+      %nb = arith.muli %bx, %cT : index
+      %n = arith.addi %nb, %tx : index
+      %inr = arith.cmpi ult, %n, %cN : index
+      scf.if %inr {
+        %first = arith.muli %sp, %cPer : index
+        %end0 = arith.addi %first, %cPer : index
+        %last = arith.minui %end0, %cWords : index
+)" + rows + R"(
+        // The split's first code: the row's offset plus the salient bits of
+        // the words before the split.
+        %off32 = memref.load %offsets[%n] : memref<?xi32>
+        %before = scf.for %w = %c0 to %first step %c1 iter_args(%a = %off32) -> i32 {
+          %wi0 = arith.muli %w, %cN : index
+          %wi = arith.addi %wi0, %n : index
+          %lw = memref.load %salient[%wi] : memref<?xi32>
+          %pc = math.ctpop %lw : i32
+          %na = arith.addi %a, %pc : i32
+          scf.yield %na : i32
+        }
+        %acc:{{RESULTS}} = scf.for %w = %first to %last step %c1 iter_args(%ptr = %before{{ITERS}}) -> (i32{{TYPES}}) {
+          %wi0 = arith.muli %w, %cN : index
+          %wi = arith.addi %wi0, %n : index
+          %sw = memref.load %signs[%wi] : memref<?xi32>
+          %lw = memref.load %salient[%wi] : memref<?xi32>
+          %k0 = arith.muli %w, %c32 : index
+          %inner:{{RESULTS}} = scf.for %j = %c0 to %c32 step %c1 iter_args(%p = %ptr{{INNER_ITERS}}) -> (i32{{TYPES}}) {
+            %j32 = arith.index_cast %j : index to i32
+            %sb0 = arith.shrui %sw, %j32 : i32
+            %sb = arith.andi %sb0, %i1 : i32
+            %lb0 = arith.shrui %lw, %j32 : i32
+            %lb = arith.andi %lb0, %i1 : i32
+            %isSal = arith.cmpi ne, %lb, %i0 : i32
+            %isPos = arith.cmpi ne, %sb, %i0 : i32
+            %kk = arith.addi %k0, %j : index
+            %code = scf.if %isSal -> f32 {
+              %pi = arith.index_cast %p : i32 to index
+              %cv = memref.load %codes[%pi] : memref<?xi8>
+              %cf = arith.sitofp %cv : i8 to f32
+              scf.yield %cf : f32
+            } else {
+              scf.yield %zero : f32
+            }
+            %step = arith.extui %isSal : i1 to i32
+            %np = arith.addi %p, %step : i32
+)";
+  std::string innerIters, innerYields, outerYields, finals;
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    innerIters += ", %ib" + s + " = %b" + s + ", %is" + s + " = %s" + s;
+    t += "            %xi" + s + " = arith.addi %xb" + s + ", %kk : index\n";
+    t += "            %xh" + s + " = memref.load %x[%xi" + s +
+         "] : memref<?xf16>\n";
+    t += "            %xf" + s + " = arith.extf %xh" + s + " : f16 to f32\n";
+    t += "            %xn" + s + " = arith.negf %xf" + s + " : f32\n";
+    t += "            %xs" + s + " = arith.select %isPos, %xf" + s + ", %xn" +
+         s + " : f32\n";
+    t += "            %xbin" + s + " = arith.select %isSal, %zero, %xs" + s +
+         " : f32\n";
+    t += "            %nb" + s + " = arith.addf %ib" + s + ", %xbin" + s +
+         " : f32\n";
+    t += "            %ns" + s + " = math.fma %code, %xf" + s + ", %is" + s +
+         " : f32\n";
+    innerYields += ", %nb" + s + ", %ns" + s;
+    outerYields += ", %inner#" + std::to_string(1 + 2 * i) + ", %inner#" +
+                   std::to_string(2 + 2 * i);
+    finals += "        %live" + s + " = arith.cmpi ult, %ci" + s +
+              ", %mi : index\n";
+    finals += "        scf.if %live" + s + " {\n";
+    finals += "          %bsh" + s + " = memref.load %bscale[%n] : "
+              "memref<?xf16>\n";
+    finals += "          %ssh" + s + " = memref.load %sscale[%n] : "
+              "memref<?xf16>\n";
+    finals += "          %bsf" + s + " = arith.extf %bsh" + s +
+              " : f16 to f32\n";
+    finals += "          %ssf" + s + " = arith.extf %ssh" + s +
+              " : f16 to f32\n";
+    finals += "          %yb" + s + " = arith.mulf %acc#" +
+              std::to_string(1 + 2 * i) + ", %bsf" + s + " : f32\n";
+    finals += "          %yv" + s + " = math.fma %acc#" +
+              std::to_string(2 + 2 * i) + ", %ssf" + s + ", %yb" + s +
+              " : f32\n";
+    finals += "          %yr" + s + " = arith.muli %ci" + s + ", %cN : index\n";
+    finals += "          %yi" + s + " = arith.addi %yr" + s + ", %n : index\n";
+    if (spec.splitK > 1)
+      finals += "          %old" + s + " = memref.atomic_rmw addf %yv" + s +
+                ", %y[%yi" + s + "] : (f32, memref<?xf32>) -> f32\n";
+    else
+      finals += "          memref.store %yv" + s + ", %y[%yi" + s +
+                "] : memref<?xf32>\n";
+    finals += "        }\n";
+  }
+  t += "            scf.yield %np" + innerYields + " : i32{{TYPES}}\n";
+  t += "          }\n";
+  t += "          scf.yield %inner#0" + outerYields + " : i32{{TYPES}}\n";
+  t += "        }\n";
+  t += finals;
+  t += R"(      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+  v["RESULTS"] = std::to_string(1 + 2 * T);
+  v["ITERS"] = iters;
+  v["TYPES"] = types;
+  v["INNER_ITERS"] = innerIters;
+  // Comments are not MLIR: drop them.
+  std::string out = substitute(t, v);
+  std::string clean;
+  size_t pos = 0;
+  while (pos < out.size()) {
+    size_t end = out.find('\n', pos);
+    if (end == std::string::npos)
+      end = out.size();
+    std::string line = out.substr(pos, end - pos);
+    size_t first = line.find_first_not_of(' ');
+    if (first == std::string::npos || line.compare(first, 2, "//") != 0)
+      clean += line + "\n";
+    pos = end + 1;
+  }
+  return clean;
+}
+
+} // namespace llq::gpu

@@ -109,6 +109,29 @@ std::string hgemvSource(const HGemvSpec &spec);
 /// Threads per block of the f16 GEMV.
 constexpr int64_t kHGemvBlock = 128;
 
+/// A GEMV/skinny GEMM over a PB-LLM layer (llq.packed_linear <pbllm>): each
+/// weight is either binary, sign * binary_scale[n], or salient, an 8-bit
+/// code * salient_scale[n], the salient codes of a row stored in column
+/// order. Arguments (x: memref<?xf16>, signs: memref<?xi32>, salient:
+/// memref<?xi32>, row_offsets: memref<?xi32>, codes: memref<?xi8>,
+/// binary_scales: memref<?xf16>, salient_scales: memref<?xf16>, y:
+/// memref<?xf32>, m: i32). signs and salient are the format's bit planes
+/// transposed to [K / 32][N] words (coalesced across a warp), column j of a
+/// word at bit j; a split of K finds its first code by counting the salient
+/// bits before it. Grid (ceil(n / 128), splitK), block 128; accumulating
+/// (zero y first) when splitK > 1.
+struct PBLLMGemvSpec {
+  int64_t n = 0, k = 0;
+  int mTile = 1;
+  int splitK = 0; ///< 0: chosen from the shape
+  std::string finalize();
+  std::string kernelName() const;
+  int64_t wordsPerSplit() const;
+};
+
+/// The loop nest of \p spec (finalized), as MLIR text.
+std::string pbllmGemvSource(const PBLLMGemvSpec &spec);
+
 } // namespace llq::gpu
 
 #endif // LLQ_CONVERSION_LLQTOGPU_MODELKERNELS_H

@@ -51,10 +51,11 @@
 namespace llq::rt::cuda {
 
 /// Decode and prefill: quantized GEMMs. HGemv: an f16-weight GEMV (layers
-/// left unquantized). Model: one of the model's other kernels (`op`).
-enum class QGemmKernelKind { Decode, Prefill, HGemv, Model };
+/// left unquantized). PBLLM: a GEMV over PB-LLM's bit planes. Model: one of
+/// the model's other kernels (`op`).
+enum class QGemmKernelKind { Decode, Prefill, HGemv, PBLLM, Model };
 
-/// "decode", "prefill", "hgemv" or "model".
+/// "decode", "prefill", "hgemv", "pbllm" or "model".
 const char *kindName(QGemmKernelKind kind);
 
 struct ManifestModule {

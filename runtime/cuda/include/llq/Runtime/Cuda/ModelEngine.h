@@ -72,6 +72,10 @@ Expected<std::unique_ptr<Backend>> openHostBackend(const KernelManifest &m);
 struct LayerEntry {
   std::string name;
   bool f16 = false; ///< unquantized: f16 weights, hgemv kernels
+  /// "pbllm" for PB-LLM layers: tensors signs, salient, offsets, codes,
+  /// scales (binary), salient_scales; "" otherwise.
+  std::string format;
+  std::map<std::string, std::string> parts;
   int64_t n = 0, k = 0, groups = 0;
   std::string w, scales, biases; ///< tensor names
   std::map<int64_t, std::string> decode; ///< rows -> kernel
