@@ -154,3 +154,53 @@ void referenceQGemm(const float *x, int64_t m, const uint8_t *codes,
 }
 
 } // namespace llq::quant
+
+namespace llq::quant {
+
+void transposeWords(const uint32_t *rowMajor, int64_t n, int64_t words,
+                    uint32_t *out) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t w = 0; w < words; ++w)
+      out[w * n + r] = rowMajor[r * words + w];
+}
+
+bool makeBiLLMGpuPlanes(int64_t n, int64_t k, int64_t blockSize,
+                        const uint32_t *salientColumns, const uint32_t *signs,
+                        const uint32_t *residualSigns, const uint32_t *sparse,
+                        const uint16_t *alphas, BiLLMGpuPlanes &out,
+                        std::string &error) {
+  if (k % 32 || blockSize <= 0 || blockSize % 32) {
+    error = "the BiLLM GPU layout needs K (" + std::to_string(k) +
+            ") and the block (" + std::to_string(blockSize) +
+            ") to be multiples of 32";
+    return false;
+  }
+  const int64_t words = k / 32, blocks = (k + blockSize - 1) / blockSize;
+  auto bit = [](const uint32_t *p, int64_t i) {
+    return (p[i / 32] >> (i % 32)) & 1u;
+  };
+  int64_t salientCount = 0;
+  for (int64_t j = 0; j < k; ++j)
+    salientCount += bit(salientColumns, j);
+  const int64_t residualWords = (salientCount + 31) / 32,
+                sparseWords = (k - salientCount + 31) / 32;
+  out.mask.assign(salientColumns, salientColumns + words);
+  out.first.assign(words * n, 0);
+  out.second.assign(words * n, 0);
+  transposeWords(signs, n, words, out.first.data());
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t j = 0, si = 0, oi = 0; j < k; ++j) {
+      uint32_t b2 = bit(salientColumns, j)
+                        ? bit(residualSigns + r * residualWords, si++)
+                        : bit(sparse + r * sparseWords, oi++);
+      out.second[(j / 32) * n + r] |= b2 << (j % 32);
+    }
+  out.alphas.assign(blocks * n * 4, 0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int q = 0; q < 4; ++q)
+        out.alphas[(b * n + r) * 4 + q] = alphas[(r * blocks + b) * 4 + q];
+  return true;
+}
+
+} // namespace llq::quant

@@ -46,13 +46,13 @@ def run_artifact(llq_run, art, tokens, *extra):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 
-# PB-LLM layers keep their format (bit planes, salient int8 codes) and run a
-# GEMV of their own. SmoothQuant's W8A8 layers quantize activations that the runtime holds in
+# PB-LLM and BiLLM layers keep their formats (bit planes, salient int8 codes
+# or residual signs) and run GEMVs of their own. SmoothQuant's W8A8 layers quantize activations that the runtime holds in
 # f16 and the interpreter in f32, so an activation code can move by one: the
 # logits agree to a few percent rather than to f16 rounding.
 @pytest.mark.parametrize("spec,tolerance", [("float", 5e-3), ("rtn-w4-g32", 5e-3),
                                             ("rtn-w8", 5e-3), ("awq-w4-g32", 5e-3),
-                                            ("pbllm-w2", 5e-3),
+                                            ("pbllm-w2", 5e-3), ("billm", 5e-3),
                                             ("smoothquant-w8a8", 5e-2)])
 def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, tiny, tmp_path,
                                                 spec, tolerance):
@@ -61,7 +61,7 @@ def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, t
         ir = tmp_path / "model.q.mlir"
         args = [llq_opt, str(tiny), f"--quantize={spec}", "-o", str(ir),
                 "--quantize-report=none"]
-        if spec.startswith(("awq", "smoothquant", "pbllm")):
+        if spec.startswith(("awq", "smoothquant", "pbllm", "billm")):
             calib = tmp_path / "calib.txt"
             calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
             args += [f"--calib={calib}", "--calib-samples=4", "--calib-seqlen=64"]
@@ -77,8 +77,9 @@ def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, t
     assert relative_error(got, want) < tolerance
     if spec.startswith("smoothquant"):
         assert "act_bits=8" in (art / "layers.txt").read_text()
-    if spec.startswith("pbllm"):  # PB-LLM's own GEMV over its bit planes
-        assert (art / "layers.txt").read_text().count("format=pbllm") == 14
+    if spec.startswith(("pbllm", "billm")):  # their own GEMVs over bit planes
+        fmt = spec.split("-")[0]
+        assert (art / "layers.txt").read_text().count(f"format={fmt}") == 14
 
 
 def test_chunked_prefill_and_decode_match(llq_opt, llq_compile, llq_run, tiny, tmp_path):

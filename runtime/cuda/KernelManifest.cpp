@@ -24,6 +24,8 @@ const char *kindName(QGemmKernelKind kind) {
     return "hgemv";
   case QGemmKernelKind::PBLLM:
     return "pbllm";
+  case QGemmKernelKind::BiLLM:
+    return "billm";
   case QGemmKernelKind::Model:
     return "model";
   }
@@ -44,7 +46,7 @@ std::array<uint32_t, 3> ManifestKernel::grid(int64_t m) const {
     return {static_cast<uint32_t>(gridX),
             static_cast<uint32_t>(gridYIsM ? m : gridY), 1};
   if (kind == QGemmKernelKind::Decode || kind == QGemmKernelKind::HGemv ||
-      kind == QGemmKernelKind::PBLLM) {
+      kind == QGemmKernelKind::PBLLM || kind == QGemmKernelKind::BiLLM) {
     const int64_t rows = tileN > 0 ? tileN : block[0];
     return {static_cast<uint32_t>((n + rows - 1) / rows),
             static_cast<uint32_t>(splitK), 1};
@@ -188,11 +190,13 @@ Status parseKernel(const std::vector<std::string_view> &words,
     kernel.kind = QGemmKernelKind::HGemv;
   else if (kind == "pbllm")
     kernel.kind = QGemmKernelKind::PBLLM;
+  else if (kind == "billm")
+    kernel.kind = QGemmKernelKind::BiLLM;
   else if (kind == "model")
     kernel.kind = QGemmKernelKind::Model;
   else
-    return Status::error(at + "'kind' must be decode, prefill, hgemv, pbllm "
-                              "or model, not " +
+    return Status::error(at + "'kind' must be decode, prefill, hgemv, pbllm, "
+                              "billm or model, not " +
                          quoted(kind));
 
   if (kernel.kind == QGemmKernelKind::Model) {
@@ -219,16 +223,17 @@ Status parseKernel(const std::vector<std::string_view> &words,
     kernel.gridX = gx;
     kernel.gridY = kernel.gridYIsM ? 1 : gy;
   } else if (kernel.kind == QGemmKernelKind::HGemv ||
-             kernel.kind == QGemmKernelKind::PBLLM) {
+             kernel.kind == QGemmKernelKind::PBLLM ||
+             kernel.kind == QGemmKernelKind::BiLLM) {
     for (auto [key, out] :
          {std::pair<const char *, int64_t *>{"n", &kernel.n}, {"k", &kernel.k}})
       if (Status s = integer(key, 1, kMaxDim, *out, true); !s)
         return s;
-    const int64_t multiple = kernel.kind == QGemmKernelKind::PBLLM ? 32 : 8;
+    const int64_t multiple = kernel.kind == QGemmKernelKind::HGemv ? 8 : 32;
     if (kernel.k % multiple != 0)
       return Status::error(at + "k=" + std::to_string(kernel.k) +
                            " is not a multiple of " + std::to_string(multiple));
-    kernel.bits = kernel.kind == QGemmKernelKind::PBLLM ? 1 : 16;
+    kernel.bits = kernel.kind == QGemmKernelKind::HGemv ? 16 : 1;
     if (Status s = integer("mtile", 1, 1024, kernel.mTile, true); !s)
       return s;
     if (Status s = integer("splitk", 1, 65535, kernel.splitK, true); !s)
@@ -238,7 +243,8 @@ Status parseKernel(const std::vector<std::string_view> &words,
   }
   if (kernel.kind == QGemmKernelKind::Model ||
       kernel.kind == QGemmKernelKind::HGemv ||
-      kernel.kind == QGemmKernelKind::PBLLM)
+      kernel.kind == QGemmKernelKind::PBLLM ||
+      kernel.kind == QGemmKernelKind::BiLLM)
     return parseLaunch(values, at, kernel, integer, missing, take);
 
   int64_t bits = 0;
@@ -331,7 +337,8 @@ Status parseLaunch(std::map<std::string, std::string> &values,
   kernel.accumulate = accumulate != 0;
   if ((kernel.kind == QGemmKernelKind::Decode ||
        kernel.kind == QGemmKernelKind::HGemv ||
-       kernel.kind == QGemmKernelKind::PBLLM) &&
+       kernel.kind == QGemmKernelKind::PBLLM ||
+       kernel.kind == QGemmKernelKind::BiLLM) &&
       kernel.splitK > 1 && !kernel.accumulate)
     return Status::error(at + "splitk=" + std::to_string(kernel.splitK) +
                          " needs accumulate=1 (the splits add into y)");

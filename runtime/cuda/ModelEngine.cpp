@@ -415,18 +415,24 @@ parseLayerTable(const std::string &text, const std::string &source) {
     int64_t group = 0;
     if (kv.count("format")) {
       l.format = kv["format"];
-      if (l.format != "pbllm")
+      std::vector<const char *> parts;
+      if (l.format == "pbllm")
+        parts = {"signs", "salient", "offsets", "codes", "scales",
+                 "salient_scales"};
+      else if (l.format == "billm")
+        parts = {"mask", "first", "second", "alphas"};
+      else
         return Status::error(where + "layer " + l.name + ": unknown format '" +
                              l.format + "'");
-      for (const char *part :
-           {"signs", "salient", "offsets", "codes", "scales", "salient_scales"}) {
+      for (const char *part : parts) {
         if (kv[part].empty())
           return Status::error(where + "layer " + l.name + ": missing '" +
                                part + "'");
         l.parts[part] = kv[part];
       }
-      kv["w"] = kv["signs"];
-      kv["biases"] = kv["salient_scales"];
+      kv["w"] = kv[parts[0]];
+      kv["scales"] = kv[parts.back()];
+      kv["biases"] = kv[parts.back()];
     }
     if (!toInt(kv["n"], l.n) || !toInt(kv["k"], l.k) || l.n < 1 || l.k < 1 ||
         (!l.f16 && l.format.empty() &&
@@ -742,11 +748,18 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
       if (Status s = backend_->zero(yr, size_t(rows * l.n) * 4); !s)
         return s;
     LaunchParams p;
-    if (l.format == "pbllm") {
-      auto part = [&](const char *key) {
-        const Buffer &b = tensors_.at(l.parts.at(key));
-        return std::make_pair(b.ptr, b.bytes);
-      };
+    auto part = [&](const char *key) {
+      const Buffer &b = tensors_.at(l.parts.at(key));
+      return std::make_pair(b.ptr, b.bytes);
+    };
+    if (l.format == "billm") {
+      p.memref(xr, size_t(rows * l.k));
+      p.memref(part("mask").first, part("mask").second / 4);
+      p.memref(part("first").first, part("first").second / 4);
+      p.memref(part("second").first, part("second").second / 4);
+      p.memref(part("alphas").first, part("alphas").second / 2);
+      p.memref(yr, size_t(rows * l.n));
+    } else if (l.format == "pbllm") {
       p.memref(xr, size_t(rows * l.k));
       p.memref(part("signs").first, part("signs").second / 4);
       p.memref(part("salient").first, part("salient").second / 4);

@@ -227,7 +227,7 @@ struct GpuLayer {
   std::vector<std::pair<int, std::string>> decode; ///< (rows, kernel)
   int codeBits = 0; ///< the scheme's; shape.bits is the container's
   int actBits = 0;  ///< activation bits of integer-activation layers
-  std::string format; ///< "pbllm" for PB-LLM layers
+  std::string format; ///< "pbllm" or "billm" for binarized layers
   std::string prefill;
 };
 
@@ -246,7 +246,8 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
           const SmallVector<int> &decodeRows, bool prefill,
           SafeTensorsWriter &weights,
           std::map<mlir::Operation *, std::string> &layerOf,
-          std::vector<gpu::PBLLMGemvSpec> &pbllmSpecs, bool needLayers) {
+          std::vector<gpu::PBLLMGemvSpec> &pbllmSpecs,
+          std::vector<gpu::BiLLMGemvSpec> &billmSpecs, bool needLayers) {
   std::vector<GpuLayer> layers;
   WeightStore store;
   bool failedAny = false;
@@ -385,15 +386,82 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     layers.push_back(layer);
   });
   // The binary-term, NF4 and rotated formats run on the CPU path only.
+  // BiLLM: the planes of makeBiLLMGpuPlanes and a GEMV over them.
+  auto packBiLLM = [&](PackedLinearOp op, ArrayRef<ArrayRef<uint8_t>> parts) {
+    const int64_t n = op.getOutFeatures(), k = op.getInFeatures();
+    const int64_t blockSize = op.getGroupSize();
+    const int64_t words = (k + 31) / 32;
+    const int64_t blocks = blockSize > 0 ? (k + blockSize - 1) / blockSize : 0;
+    if (parts.size() != 5 || int64_t(parts[0].size()) != words * 4 ||
+        int64_t(parts[1].size()) != n * words * 4 ||
+        int64_t(parts[4].size()) != n * blocks * 4 * 2) {
+      failedAny = true;
+      op.emitError() << "no GPU kernel for this BiLLM layer: its parts are "
+                        "not the format's";
+      return;
+    }
+    quant::BiLLMGpuPlanes planes;
+    std::string err;
+    if (!quant::makeBiLLMGpuPlanes(
+            n, k, blockSize,
+            reinterpret_cast<const uint32_t *>(parts[0].data()),
+            reinterpret_cast<const uint32_t *>(parts[1].data()),
+            reinterpret_cast<const uint32_t *>(parts[2].data()),
+            reinterpret_cast<const uint32_t *>(parts[3].data()),
+            reinterpret_cast<const uint16_t *>(parts[4].data()), planes,
+            err)) {
+      failedAny = true;
+      op.emitError() << "no GPU kernel for this layer: " << err;
+      return;
+    }
+    std::string name = part0Name(op).str();
+    layerOf[op] = name;
+    if (!weights.add(name + ".mask", DType::U32, {words}, planes.mask.data(),
+                     planes.mask.size() * 4, err) ||
+        !weights.add(name + ".first_t", DType::U32, {words, n},
+                     planes.first.data(), planes.first.size() * 4, err) ||
+        !weights.add(name + ".second_t", DType::U32, {words, n},
+                     planes.second.data(), planes.second.size() * 4, err) ||
+        !weights.add(name + ".alphas_t", DType::F16, {blocks, n, 4},
+                     planes.alphas.data(), planes.alphas.size() * 2, err)) {
+      failedAny = true;
+      op.emitError() << err;
+      return;
+    }
+    GpuLayer layer;
+    layer.name = name;
+    layer.format = "billm";
+    layer.shape = {1, blockSize, n, k};
+    for (int rows : {1, 4}) {
+      gpu::BiLLMGemvSpec g;
+      g.n = n;
+      g.k = k;
+      g.blockSize = blockSize;
+      g.mTile = rows;
+      if (std::string why = g.finalize(); !why.empty()) {
+        failedAny = true;
+        op.emitError() << "no GPU kernel for this layer: " << why;
+        return;
+      }
+      if (llvm::none_of(billmSpecs, [&](const gpu::BiLLMGemvSpec &o) {
+            return o.kernelName() == g.kernelName();
+          }))
+        billmSpecs.push_back(g);
+      layer.decode.emplace_back(rows, g.kernelName());
+    }
+    layers.push_back(layer);
+  };
+
   // PB-LLM layers run their own GEMV over the bit planes; the other packed
   // formats (BiLLM, DB-LLM, NF4, QuIP) run on the CPU path only.
   module.walk([&](PackedLinearOp op) {
-    if (op.getFormat() != PackedFormat::pbllm) {
+    if (op.getFormat() != PackedFormat::pbllm &&
+        op.getFormat() != PackedFormat::billm) {
       failedAny = true;
       op.emitError() << "no GPU kernel yet for the '"
                      << stringifyPackedFormat(op.getFormat())
-                     << "' packed format (it runs on the CPU path; pbllm "
-                        "has one)";
+                     << "' packed format (it runs on the CPU path; billm "
+                        "and pbllm have one)";
       return;
     }
     if (op.getBias()) {
@@ -417,6 +485,10 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
       parts.push_back(*bytes);
     }
     const int64_t words = (k + 31) / 32;
+    if (op.getFormat() == PackedFormat::billm) {
+      packBiLLM(op, parts);
+      return;
+    }
     if (parts.size() != 6 || k % 32 ||
         int64_t(parts[0].size()) != n * words * 4 ||
         int64_t(parts[1].size()) != n * words * 4 ||
@@ -502,13 +574,22 @@ std::string manifestLine(const gpu::ModelKernel &k) {
          " block=" + std::to_string(k.block) + ",1,1 smem=0 accumulate=0\n";
 }
 
-std::string manifestLine(const gpu::PBLLMGemvSpec &g) {
-  return "kernel " + g.kernelName() + " kind=pbllm n=" + std::to_string(g.n) +
-         " k=" + std::to_string(g.k) + " mtile=" + std::to_string(g.mTile) +
+/// A binarized layer's GEMV (kind pbllm or billm).
+template <typename Spec>
+std::string binaryManifestLine(const Spec &g, const char *kind) {
+  return "kernel " + g.kernelName() + " kind=" + kind +
+         " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k) +
+         " mtile=" + std::to_string(g.mTile) +
          " splitk=" + std::to_string(g.splitK) +
          " tile_n=" + std::to_string(gpu::kHGemvBlock) + " block=" +
          std::to_string(gpu::kHGemvBlock) + ",1,1 smem=0 accumulate=" +
          (g.splitK > 1 ? "1" : "0") + "\n";
+}
+std::string manifestLine(const gpu::PBLLMGemvSpec &g) {
+  return binaryManifestLine(g, "pbllm");
+}
+std::string manifestLine(const gpu::BiLLMGemvSpec &g) {
+  return binaryManifestLine(g, "billm");
 }
 
 std::string manifestLine(const gpu::HGemvSpec &g) {
@@ -673,6 +754,17 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
                   "kernels (decode<R>: M <= R, prefill: any M)\n";
   raw_string_ostream os(s);
   for (const GpuLayer &l : layers) {
+    if (l.format == "billm") {
+      os << "layer " << l.name << " format=billm n=" << l.shape.n
+         << " k=" << l.shape.k << " block=" << l.shape.group
+         << " mask=" << l.name << ".mask first=" << l.name
+         << ".first_t second=" << l.name << ".second_t alphas=" << l.name
+         << ".alphas_t";
+      for (const auto &[rows, kernel] : l.decode)
+        os << " decode" << rows << "=" << kernel;
+      os << "\n";
+      continue;
+    }
     if (l.format == "pbllm") {
       os << "layer " << l.name << " format=pbllm n=" << l.shape.n
          << " k=" << l.shape.k << " signs=" << l.name
@@ -773,6 +865,7 @@ int main(int argc, char **argv) {
   SafeTensorsWriter weights;
   std::optional<ModelArtifact> modelArtifact;
   std::vector<gpu::PBLLMGemvSpec> pbllmSpecs;
+  std::vector<gpu::BiLLMGemvSpec> billmSpecs;
   if (!inputFile.empty()) {
     mlir::OwningOpRef<mlir::ModuleOp> model = readModule(inputFile, &ctx);
     if (!model)
@@ -788,7 +881,8 @@ int main(int argc, char **argv) {
     model->walk([&](AttentionOp) { hasAttention = true; });
     std::map<mlir::Operation *, std::string> layerOf;
     layers = packModel(*model, specs, decodeRows, prefill, weights, layerOf,
-                       pbllmSpecs, /*needLayers=*/!hasAttention);
+                       pbllmSpecs, billmSpecs,
+                       /*needLayers=*/!hasAttention);
     if (hasAttention) {
       mlir::FailureOr<ModelPlan> plan = planModel(func);
       if (failed(plan))
@@ -829,6 +923,8 @@ int main(int argc, char **argv) {
   std::vector<gpu::LoopNestKernel> nests;
   for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
     nests.push_back({g.kernelName(), gpu::pbllmGemvSource(g)});
+  for (const gpu::BiLLMGemvSpec &g : billmSpecs)
+    nests.push_back({g.kernelName(), gpu::billmGemvSource(g)});
   if (modelArtifact) {
     for (const gpu::ModelKernel &k : modelArtifact->kernels)
       nests.push_back({k.name, k.source});
@@ -892,6 +988,8 @@ int main(int argc, char **argv) {
   for (const gpu::QGemmSpec &spec : specs)
     manifest += manifestLine(spec);
   for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
+    manifest += manifestLine(g);
+  for (const gpu::BiLLMGemvSpec &g : billmSpecs)
     manifest += manifestLine(g);
   if (modelArtifact) {
     for (const gpu::ModelKernel &k : modelArtifact->kernels)

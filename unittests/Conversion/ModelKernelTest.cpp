@@ -673,3 +673,108 @@ TEST(PBLLMGemv, LowersToPtxWithoutLocalMemory) {
 }
 
 } // namespace
+
+namespace {
+
+struct BiCase {
+  int64_t n, k, blockSize;
+  int mTile, splitK, m;
+};
+
+class BiLLMGemvTest : public ::testing::TestWithParam<BiCase> {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  }
+};
+
+// y = x W^T with W decoded by BiLLM's own dequantize (Binarize.h), the GPU
+// planes built by the pack step's makeBiLLMGpuPlanes.
+TEST_P(BiLLMGemvTest, MatchesDequantizedReference) {
+  const BiCase c = GetParam();
+  gpu::BiLLMGemvSpec spec;
+  spec.n = c.n;
+  spec.k = c.k;
+  spec.blockSize = c.blockSize;
+  spec.mTile = c.mTile;
+  spec.splitK = c.splitK;
+  ASSERT_EQ(spec.finalize(), "");
+  SCOPED_TRACE(spec.kernelName());
+
+  std::mt19937 rng(c.n * 3 + c.k);
+  const int64_t words = c.k / 32;
+  quant::BiLLMMatrix w;
+  w.rows = c.n;
+  w.cols = c.k;
+  w.blockSize = c.blockSize;
+  w.blocks = (c.k + c.blockSize - 1) / c.blockSize;
+  w.salientColumns.assign(words, 0);
+  for (int64_t j = 0; j < c.k; ++j)
+    if (rng() % 8 == 0) {
+      w.salientColumns[j / 32] |= uint32_t(1) << (j % 32);
+      ++w.salientCount;
+    }
+  auto randomWords = [&](int64_t count) {
+    std::vector<uint32_t> v(count);
+    for (auto &x : v)
+      x = uint32_t(rng());
+    return v;
+  };
+  const int64_t s = w.salientCount;
+  w.signs = randomWords(c.n * words);
+  w.residualSigns = randomWords(c.n * ((s + 31) / 32));
+  w.sparse = randomWords(c.n * ((c.k - s + 31) / 32));
+  for (int64_t i = 0; i < c.n * w.blocks * 4; ++i)
+    w.scales.push_back(quant::floatToHalf(0.01f + 0.1f * (rng() % 100) / 100));
+  std::vector<float> dense(c.n * c.k);
+  quant::dequantize(w, dense.data());
+
+  quant::BiLLMGpuPlanes planes;
+  std::string error;
+  ASSERT_TRUE(quant::makeBiLLMGpuPlanes(
+      c.n, c.k, c.blockSize, w.salientColumns.data(), w.signs.data(),
+      w.residualSigns.data(), w.sparse.data(), w.scales.data(), planes,
+      error))
+      << error;
+
+  std::uniform_real_distribution<float> uni(-1, 1);
+  std::vector<float> x(c.mTile * c.k, 0.0f);
+  for (int64_t i = 0; i < c.m * c.k; ++i)
+    x[i] = quant::roundToHalf(uni(rng));
+  Half xh = toHalf(x);
+  std::vector<float> y(c.mTile * c.n, 0.0f);
+
+  mlir::DialectRegistry registry;
+  gpu::registerKernelCompilation(registry);
+  mlir::MLIRContext ctx(registry);
+  auto module = gpu::buildHostKernelModule(
+      ctx, {}, {{spec.kernelName(), gpu::billmGemvSource(spec)}});
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
+  auto engine = mlir::ExecutionEngine::create(*module);
+  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
+  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
+  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
+  Params p;
+  p.mem(xh).mem(planes.mask).mem(planes.first).mem(planes.second);
+  p.mem(planes.alphas).mem(y).i32(c.m).blocks(0, int64_t(1) << 40);
+  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+
+  for (int r = 0; r < c.m; ++r)
+    for (int64_t n = 0; n < c.n; ++n) {
+      double ref = 0, mag = 0;
+      for (int64_t k = 0; k < c.k; ++k) {
+        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
+        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
+      }
+      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, BiLLMGemvTest,
+                         ::testing::Values(BiCase{37, 128, 64, 1, 1, 1},
+                                           BiCase{130, 256, 128, 4, 3, 3},
+                                           BiCase{64, 96, 32, 4, 0, 4}));
+
+} // namespace

@@ -91,6 +91,30 @@ void referenceQGemm(const float *x, int64_t m, const uint8_t *codes,
                     int64_t k, int bits, int64_t group, double *y,
                     const std::vector<int64_t> &rows = {});
 
+/// Binarized layers for the GPU GEMVs (llq/Conversion/LLQToGPU/
+/// ModelKernels.h). Bit planes are transposed to [K / 32][N] words so a warp
+/// reads consecutive rows.
+void transposeWords(const uint32_t *rowMajor, int64_t n, int64_t words,
+                    uint32_t *out);
+
+/// A BiLLM layer's parts (PackedLayer.h: salient_columns, signs,
+/// residual_signs, sparse, alphas) with its two compressed bit strings (the
+/// residual signs of the salient columns, the sparse-group bits of the
+/// others) expanded into one second plane over every column, which the
+/// shared salient columns make possible without growing the layer.
+struct BiLLMGpuPlanes {
+  std::vector<uint32_t> mask;   ///< [K / 32]: salient columns
+  std::vector<uint32_t> first;  ///< [K / 32][N]: signs (B1)
+  std::vector<uint32_t> second; ///< [K / 32][N]: B2 or sparse-group bits
+  std::vector<uint16_t> alphas; ///< [blocks][N][4] f16: a1, a2, conc., sparse
+};
+/// Returns false with a message when \p k is not a multiple of 32.
+bool makeBiLLMGpuPlanes(int64_t n, int64_t k, int64_t blockSize,
+                        const uint32_t *salientColumns, const uint32_t *signs,
+                        const uint32_t *residualSigns, const uint32_t *sparse,
+                        const uint16_t *alphas, BiLLMGpuPlanes &out,
+                        std::string &error);
+
 } // namespace llq::quant
 
 #endif // LLQ_QUANT_GPULAYOUT_H

@@ -902,3 +902,222 @@ func.func @{{NAME}}(%x: memref<?xf16>, %signs: memref<?xi32>,
 }
 
 } // namespace llq::gpu
+
+//===----------------------------------------------------------------------===//
+// BiLLM GEMV
+//===----------------------------------------------------------------------===//
+
+namespace llq::gpu {
+
+std::string BiLLMGemvSpec::finalize() {
+  if (n <= 0 || k <= 0)
+    return "empty shape";
+  if (k % 32 || blockSize <= 0 || blockSize % 32)
+    return "K (" + std::to_string(k) + ") and the block (" +
+           std::to_string(blockSize) + ") must be multiples of 32";
+  if (mTile < 1 || mTile > 4)
+    return "the BiLLM GEMV handles 1 to 4 rows";
+  const int64_t words = k / 32;
+  if (splitK == 0) {
+    const int64_t blocks = (n + kHGemvBlock - 1) / kHGemvBlock;
+    int64_t s = (528 + blocks - 1) / blocks;
+    s = std::min<int64_t>(s, std::max<int64_t>(1, words / 4));
+    splitK = static_cast<int>(std::max<int64_t>(1, s));
+  }
+  if (splitK < 1 || splitK > words)
+    return "split-K must be between 1 and K / 32";
+  return "";
+}
+
+int64_t BiLLMGemvSpec::wordsPerSplit() const {
+  return (k / 32 + splitK - 1) / splitK;
+}
+
+std::string BiLLMGemvSpec::kernelName() const {
+  return "llq_billm_gemv_n" + std::to_string(n) + "_k" + std::to_string(k) +
+         "_b" + std::to_string(blockSize) + "_m" + std::to_string(mTile) +
+         "_s" + std::to_string(splitK);
+}
+
+std::string billmGemvSource(const BiLLMGemvSpec &spec) {
+  const int T = spec.mTile;
+  std::map<std::string, std::string> v = {
+      {"NAME", spec.kernelName()},
+      {"N", std::to_string(spec.n)},
+      {"K", std::to_string(spec.k)},
+      {"WORDS", std::to_string(spec.k / 32)},
+      {"WORDS_PER_BLOCK", std::to_string(spec.blockSize / 32)},
+      {"PER_SPLIT", std::to_string(spec.wordsPerSplit())},
+      {"SPLITS", std::to_string(spec.splitK)},
+      {"BLOCK", std::to_string(kHGemvBlock)},
+      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
+      {"MAP_THREADS", kMapThreads},
+      {"MAP_BLOCKS", kMapBlocks}};
+  std::string rows, iters, types, yields;
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    rows += "        %ci" + s + " = arith.constant " + s + " : index\n";
+    rows += "        %r" + s + " = arith.minui %mlast, %ci" + s + " : index\n";
+    rows += "        %xb" + s + " = arith.muli %r" + s + ", %cK : index\n";
+    iters += std::string(i ? ", " : "") + "%y" + s + " = %zero";
+    types += std::string(i ? ", " : "") + "f32";
+  }
+  std::string t = R"(
+func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
+                    %first: memref<?xi32>, %second: memref<?xi32>,
+                    %alphas: memref<?xf16>, %y: memref<?xf32>, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %gx = arith.constant {{GX}} : index
+  %gy = arith.constant {{SPLITS}} : index
+  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %c2 = arith.constant 2 : index
+      %c3 = arith.constant 3 : index
+      %c4 = arith.constant 4 : index
+      %c32 = arith.constant 32 : index
+      %cN = arith.constant {{N}} : index
+      %cK = arith.constant {{K}} : index
+      %cWords = arith.constant {{WORDS}} : index
+      %cWpb = arith.constant {{WORDS_PER_BLOCK}} : index
+      %cPer = arith.constant {{PER_SPLIT}} : index
+      %zero = arith.constant 0.0 : f32
+      %i1 = arith.constant 1 : i32
+      %i0 = arith.constant 0 : i32
+      %mi = arith.index_cast %m : i32 to index
+      %m1 = arith.maxsi %mi, %c1 : index
+      %mlast = arith.subi %m1, %c1 : index
+      %nb = arith.muli %bx, %cT : index
+      %n = arith.addi %nb, %tx : index
+      %inr = arith.cmpi ult, %n, %cN : index
+      scf.if %inr {
+        %wfirst = arith.muli %sp, %cPer : index
+        %end0 = arith.addi %wfirst, %cPer : index
+        %wlast = arith.minui %end0, %cWords : index
+)" + rows + R"(
+        %acc:{{T}} = scf.for %w = %wfirst to %wlast step %c1 iter_args()" +
+                  iters + R"() -> ()" + types + R"() {
+          %wi0 = arith.muli %w, %cN : index
+          %wi = arith.addi %wi0, %n : index
+          %b1w = memref.load %first[%wi] : memref<?xi32>
+          %b2w = memref.load %second[%wi] : memref<?xi32>
+          %mw = memref.load %mask[%w] : memref<?xi32>
+          %blk = arith.divui %w, %cWpb : index
+          %ab0 = arith.muli %blk, %cN : index
+          %ab1 = arith.addi %ab0, %n : index
+          %ab = arith.muli %ab1, %c4 : index
+          %ai1 = arith.addi %ab, %c1 : index
+          %ai2 = arith.addi %ab, %c2 : index
+          %ai3 = arith.addi %ab, %c3 : index
+          %a1h = memref.load %alphas[%ab] : memref<?xf16>
+          %a2h = memref.load %alphas[%ai1] : memref<?xf16>
+          %ach = memref.load %alphas[%ai2] : memref<?xf16>
+          %ash = memref.load %alphas[%ai3] : memref<?xf16>
+          %a1 = arith.extf %a1h : f16 to f32
+          %a2 = arith.extf %a2h : f16 to f32
+          %ac = arith.extf %ach : f16 to f32
+          %as = arith.extf %ash : f16 to f32
+          %k0 = arith.muli %w, %c32 : index
+)";
+  // Per row: four signed sums over the word's 32 columns.
+  std::string sumIters, sumTypes, sumYields;
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    sumIters += std::string(i ? ", " : "") + "%p" + s + " = %zero, %q" + s +
+                " = %zero, %u" + s + " = %zero, %v" + s + " = %zero";
+    sumTypes += std::string(i ? ", " : "") + "f32, f32, f32, f32";
+  }
+  t += "          %sums:" + std::to_string(4 * T) +
+       " = scf.for %j = %c0 to %c32 step %c1 iter_args(" + sumIters +
+       ") -> (" + sumTypes + ") {\n";
+  t += R"(            %j32 = arith.index_cast %j : index to i32
+            %s1 = arith.shrui %b1w, %j32 : i32
+            %t1 = arith.andi %s1, %i1 : i32
+            %s2 = arith.shrui %b2w, %j32 : i32
+            %t2 = arith.andi %s2, %i1 : i32
+            %sm = arith.shrui %mw, %j32 : i32
+            %tm = arith.andi %sm, %i1 : i32
+            %pos1 = arith.cmpi ne, %t1, %i0 : i32
+            %pos2 = arith.cmpi ne, %t2, %i0 : i32
+            %sal = arith.cmpi ne, %tm, %i0 : i32
+            %kk = arith.addi %k0, %j : index
+)";
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    t += "            %xi" + s + " = arith.addi %xb" + s + ", %kk : index\n";
+    t += "            %xh" + s + " = memref.load %x[%xi" + s +
+         "] : memref<?xf16>\n";
+    t += "            %xf" + s + " = arith.extf %xh" + s + " : f16 to f32\n";
+    t += "            %xn" + s + " = arith.negf %xf" + s + " : f32\n";
+    t += "            %x1" + s + " = arith.select %pos1, %xf" + s + ", %xn" + s +
+         " : f32\n";
+    t += "            %x2" + s + " = arith.select %pos2, %xf" + s + ", %xn" + s +
+         " : f32\n";
+    // salient: p += +-x (a1), q += +-x (a2); others: u (concentrated) or
+    // v (sparse) += +-x.
+    t += "            %dp" + s + " = arith.select %sal, %x1" + s +
+         ", %zero : f32\n";
+    t += "            %dq" + s + " = arith.select %sal, %x2" + s +
+         ", %zero : f32\n";
+    t += "            %ot" + s + " = arith.select %sal, %zero, %x1" + s +
+         " : f32\n";
+    t += "            %du" + s + " = arith.select %pos2, %zero, %ot" + s +
+         " : f32\n";
+    t += "            %dv" + s + " = arith.select %pos2, %ot" + s +
+         ", %zero : f32\n";
+    t += "            %np" + s + " = arith.addf %p" + s + ", %dp" + s +
+         " : f32\n";
+    t += "            %nq" + s + " = arith.addf %q" + s + ", %dq" + s +
+         " : f32\n";
+    t += "            %nu" + s + " = arith.addf %u" + s + ", %du" + s +
+         " : f32\n";
+    t += "            %nv" + s + " = arith.addf %v" + s + ", %dv" + s +
+         " : f32\n";
+    sumYields += std::string(i ? ", " : "") + "%np" + s + ", %nq" + s +
+                 ", %nu" + s + ", %nv" + s;
+  }
+  t += "            scf.yield " + sumYields + " : " + sumTypes + "\n";
+  t += "          }\n";
+  std::string outYields;
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i), b = std::to_string(4 * i);
+    auto sum = [&](int o) { return "%sums#" + std::to_string(4 * i + o); };
+    t += "          %e1" + s + " = math.fma " + sum(0) + ", %a1, %y" + s +
+         " : f32\n";
+    t += "          %e2" + s + " = math.fma " + sum(1) + ", %a2, %e1" + s +
+         " : f32\n";
+    t += "          %e3" + s + " = math.fma " + sum(2) + ", %ac, %e2" + s +
+         " : f32\n";
+    t += "          %e4" + s + " = math.fma " + sum(3) + ", %as, %e3" + s +
+         " : f32\n";
+    outYields += std::string(i ? ", " : "") + "%e4" + s;
+    (void)b;
+  }
+  t += "          scf.yield " + outYields + " : " + types + "\n";
+  t += "        }\n";
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    t += "        %live" + s + " = arith.cmpi ult, %ci" + s + ", %mi : index\n";
+    t += "        scf.if %live" + s + " {\n";
+    t += "          %yr" + s + " = arith.muli %ci" + s + ", %cN : index\n";
+    t += "          %yi" + s + " = arith.addi %yr" + s + ", %n : index\n";
+    if (spec.splitK > 1)
+      t += "          %old" + s + " = memref.atomic_rmw addf %acc#" + s +
+           ", %y[%yi" + s + "] : (f32, memref<?xf32>) -> f32\n";
+    else
+      t += "          memref.store %acc#" + s + ", %y[%yi" + s +
+           "] : memref<?xf32>\n";
+    t += "        }\n";
+  }
+  t += R"(      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+  v["T"] = std::to_string(T);
+  return substitute(t, v);
+}
+
+} // namespace llq::gpu

@@ -132,6 +132,29 @@ struct PBLLMGemvSpec {
 /// The loop nest of \p spec (finalized), as MLIR text.
 std::string pbllmGemvSource(const PBLLMGemvSpec &spec);
 
+/// A GEMV/skinny GEMM over a BiLLM layer (llq.packed_linear <billm>). BiLLM's
+/// salient columns are the same in every row, so its residual signs (salient
+/// columns) and sparse-group bits (the others) are expanded at pack time
+/// into one second bit plane over all K columns, which costs no space:
+///   salient column:   w = (b1 ? a1 : -a1) + (b2 ? a2 : -a2)
+///   other column:     w = (b1 ? 1 : -1) * (b2 ? a_sparse : a_concentrated)
+/// with the four alphas of the row's block of blockSize columns. Arguments
+/// (x: memref<?xf16>, mask: memref<?xi32> [K / 32], first, second:
+/// memref<?xi32> [K / 32][N], alphas: memref<?xf16> [blocks][N][4] in the
+/// order a1, a2, a_concentrated, a_sparse, y: memref<?xf32>, m: i32). Grid
+/// (ceil(n / 128), splitK), block 128; accumulating when splitK > 1.
+struct BiLLMGemvSpec {
+  int64_t n = 0, k = 0, blockSize = 0;
+  int mTile = 1;
+  int splitK = 0;
+  std::string finalize();
+  std::string kernelName() const;
+  int64_t wordsPerSplit() const;
+};
+
+/// The loop nest of \p spec (finalized), as MLIR text.
+std::string billmGemvSource(const BiLLMGemvSpec &spec);
+
 } // namespace llq::gpu
 
 #endif // LLQ_CONVERSION_LLQTOGPU_MODELKERNELS_H

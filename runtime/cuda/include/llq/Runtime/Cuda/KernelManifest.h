@@ -51,11 +51,12 @@
 namespace llq::rt::cuda {
 
 /// Decode and prefill: quantized GEMMs. HGemv: an f16-weight GEMV (layers
-/// left unquantized). PBLLM: a GEMV over PB-LLM's bit planes. Model: one of
+/// left unquantized). PBLLM, BiLLM: GEMVs over those formats' bit planes.
+/// Model: one of
 /// the model's other kernels (`op`).
-enum class QGemmKernelKind { Decode, Prefill, HGemv, PBLLM, Model };
+enum class QGemmKernelKind { Decode, Prefill, HGemv, PBLLM, BiLLM, Model };
 
-/// "decode", "prefill", "hgemv", "pbllm" or "model".
+/// "decode", "prefill", "hgemv", "pbllm", "billm" or "model".
 const char *kindName(QGemmKernelKind kind);
 
 struct ManifestModule {

@@ -72,8 +72,9 @@ Expected<std::unique_ptr<Backend>> openHostBackend(const KernelManifest &m);
 struct LayerEntry {
   std::string name;
   bool f16 = false; ///< unquantized: f16 weights, hgemv kernels
-  /// "pbllm" for PB-LLM layers: tensors signs, salient, offsets, codes,
-  /// scales (binary), salient_scales; "" otherwise.
+  /// "pbllm" for PB-LLM layers (parts signs, salient, offsets, codes, scales,
+  /// salient_scales), "billm" for BiLLM layers (mask, first, second,
+  /// alphas); "" otherwise.
   std::string format;
   std::map<std::string, std::string> parts;
   int64_t n = 0, k = 0, groups = 0;
