@@ -164,6 +164,14 @@ void transposeWords(const uint32_t *rowMajor, int64_t n, int64_t words,
       out[w * n + r] = rowMajor[r * words + w];
 }
 
+void transposeGroupParams(const uint16_t *rowMajor, int64_t n, int64_t groups,
+                          int64_t per, uint16_t *out) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t q = 0; q < per; ++q)
+        out[(g * n + r) * per + q] = rowMajor[(r * groups + g) * per + q];
+}
+
 bool makeBiLLMGpuPlanes(int64_t n, int64_t k, int64_t blockSize,
                         const uint32_t *salientColumns, const uint32_t *signs,
                         const uint32_t *residualSigns, const uint32_t *sparse,
@@ -196,10 +204,7 @@ bool makeBiLLMGpuPlanes(int64_t n, int64_t k, int64_t blockSize,
       out.second[(j / 32) * n + r] |= b2 << (j % 32);
     }
   out.alphas.assign(blocks * n * 4, 0);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int q = 0; q < 4; ++q)
-        out.alphas[(b * n + r) * 4 + q] = alphas[(r * blocks + b) * 4 + q];
+  transposeGroupParams(alphas, n, blocks, 4, out.alphas.data());
   return true;
 }
 

@@ -46,13 +46,14 @@ def run_artifact(llq_run, art, tokens, *extra):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 
-# PB-LLM and BiLLM layers keep their formats (bit planes, salient int8 codes
-# or residual signs) and run GEMVs of their own. SmoothQuant's W8A8 layers quantize activations that the runtime holds in
+# PB-LLM, BiLLM and DB-LLM layers keep their formats (bit planes, salient
+# int8 codes or residual signs) and run GEMVs of their own. SmoothQuant's W8A8 layers quantize activations that the runtime holds in
 # f16 and the interpreter in f32, so an activation code can move by one: the
 # logits agree to a few percent rather than to f16 rounding.
 @pytest.mark.parametrize("spec,tolerance", [("float", 5e-3), ("rtn-w4-g32", 5e-3),
                                             ("rtn-w8", 5e-3), ("awq-w4-g32", 5e-3),
                                             ("pbllm-w2", 5e-3), ("billm", 5e-3),
+                                            ("dbllm-w2-g64", 5e-3),
                                             ("smoothquant-w8a8", 5e-2)])
 def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, tiny, tmp_path,
                                                 spec, tolerance):
@@ -77,7 +78,7 @@ def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, t
     assert relative_error(got, want) < tolerance
     if spec.startswith("smoothquant"):
         assert "act_bits=8" in (art / "layers.txt").read_text()
-    if spec.startswith(("pbllm", "billm")):  # their own GEMVs over bit planes
+    if spec.startswith(("pbllm", "billm", "dbllm")):  # GEMVs over bit planes
         fmt = spec.split("-")[0]
         assert (art / "layers.txt").read_text().count(f"format={fmt}") == 14
 

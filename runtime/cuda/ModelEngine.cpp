@@ -419,7 +419,7 @@ parseLayerTable(const std::string &text, const std::string &source) {
       if (l.format == "pbllm")
         parts = {"signs", "salient", "offsets", "codes", "scales",
                  "salient_scales"};
-      else if (l.format == "billm")
+      else if (l.format == "billm" || l.format == "dbllm")
         parts = {"mask", "first", "second", "alphas"};
       else
         return Status::error(where + "layer " + l.name + ": unknown format '" +
@@ -752,7 +752,7 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
       const Buffer &b = tensors_.at(l.parts.at(key));
       return std::make_pair(b.ptr, b.bytes);
     };
-    if (l.format == "billm") {
+    if (l.format == "billm" || l.format == "dbllm") {
       p.memref(xr, size_t(rows * l.k));
       p.memref(part("mask").first, part("mask").second / 4);
       p.memref(part("first").first, part("first").second / 4);

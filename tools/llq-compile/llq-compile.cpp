@@ -386,43 +386,71 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     layers.push_back(layer);
   });
   // The binary-term, NF4 and rotated formats run on the CPU path only.
-  // BiLLM: the planes of makeBiLLMGpuPlanes and a GEMV over them.
+  // BiLLM and DB-LLM: two bit planes over every column (BiLLM's built by
+  // makeBiLLMGpuPlanes) and the two-plane GEMV.
   auto packBiLLM = [&](PackedLinearOp op, ArrayRef<ArrayRef<uint8_t>> parts) {
+    const bool dual = op.getFormat() == PackedFormat::dbllm;
     const int64_t n = op.getOutFeatures(), k = op.getInFeatures();
-    const int64_t blockSize = op.getGroupSize();
+    // DB-LLM's group 0 is one group per row.
+    const int64_t blockSize =
+        dual && op.getGroupSize() == 0 ? k : op.getGroupSize();
     const int64_t words = (k + 31) / 32;
     const int64_t blocks = blockSize > 0 ? (k + blockSize - 1) / blockSize : 0;
-    if (parts.size() != 5 || int64_t(parts[0].size()) != words * 4 ||
-        int64_t(parts[1].size()) != n * words * 4 ||
-        int64_t(parts[4].size()) != n * blocks * 4 * 2) {
+    const int64_t per = dual ? 3 : 4;
+    const size_t paramPart = dual ? 2 : 4;
+    if (parts.size() != (dual ? 3u : 5u) ||
+        int64_t(parts[dual ? 1 : 0].size()) != (dual ? n * words : words) * 4 ||
+        int64_t(parts[paramPart].size()) != n * blocks * per * 2) {
       failedAny = true;
-      op.emitError() << "no GPU kernel for this BiLLM layer: its parts are "
-                        "not the format's";
+      op.emitError() << "no GPU kernel for this layer: its parts are not the "
+                        "format's";
       return;
     }
     quant::BiLLMGpuPlanes planes;
     std::string err;
-    if (!quant::makeBiLLMGpuPlanes(
-            n, k, blockSize,
-            reinterpret_cast<const uint32_t *>(parts[0].data()),
-            reinterpret_cast<const uint32_t *>(parts[1].data()),
-            reinterpret_cast<const uint32_t *>(parts[2].data()),
-            reinterpret_cast<const uint32_t *>(parts[3].data()),
-            reinterpret_cast<const uint16_t *>(parts[4].data()), planes,
-            err)) {
+    if (k % 32 || blockSize % 32) {
+      failedAny = true;
+      op.emitError() << "no GPU kernel for this layer: K (" << k
+                     << ") and the group (" << blockSize
+                     << ") must be multiples of 32";
+      return;
+    }
+    if (dual) {
+      planes.mask.assign(1, 0); // not read by the DB-LLM form
+      planes.first.resize(words * n);
+      planes.second.resize(words * n);
+      quant::transposeWords(
+          reinterpret_cast<const uint32_t *>(parts[0].data()), n, words,
+          planes.first.data());
+      quant::transposeWords(
+          reinterpret_cast<const uint32_t *>(parts[1].data()), n, words,
+          planes.second.data());
+      planes.alphas.resize(n * blocks * 3);
+      quant::transposeGroupParams(
+          reinterpret_cast<const uint16_t *>(parts[2].data()), n, blocks, 3,
+          planes.alphas.data());
+    } else if (!quant::makeBiLLMGpuPlanes(
+                   n, k, blockSize,
+                   reinterpret_cast<const uint32_t *>(parts[0].data()),
+                   reinterpret_cast<const uint32_t *>(parts[1].data()),
+                   reinterpret_cast<const uint32_t *>(parts[2].data()),
+                   reinterpret_cast<const uint32_t *>(parts[3].data()),
+                   reinterpret_cast<const uint16_t *>(parts[4].data()), planes,
+                   err)) {
       failedAny = true;
       op.emitError() << "no GPU kernel for this layer: " << err;
       return;
     }
     std::string name = part0Name(op).str();
     layerOf[op] = name;
-    if (!weights.add(name + ".mask", DType::U32, {words}, planes.mask.data(),
+    if (!weights.add(name + ".mask", DType::U32,
+                     {int64_t(planes.mask.size())}, planes.mask.data(),
                      planes.mask.size() * 4, err) ||
         !weights.add(name + ".first_t", DType::U32, {words, n},
                      planes.first.data(), planes.first.size() * 4, err) ||
         !weights.add(name + ".second_t", DType::U32, {words, n},
                      planes.second.data(), planes.second.size() * 4, err) ||
-        !weights.add(name + ".alphas_t", DType::F16, {blocks, n, 4},
+        !weights.add(name + ".alphas_t", DType::F16, {blocks, n, per},
                      planes.alphas.data(), planes.alphas.size() * 2, err)) {
       failedAny = true;
       op.emitError() << err;
@@ -430,13 +458,14 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     }
     GpuLayer layer;
     layer.name = name;
-    layer.format = "billm";
+    layer.format = dual ? "dbllm" : "billm";
     layer.shape = {1, blockSize, n, k};
     for (int rows : {1, 4}) {
       gpu::BiLLMGemvSpec g;
       g.n = n;
       g.k = k;
       g.blockSize = blockSize;
+      g.dbllm = dual;
       g.mTile = rows;
       if (std::string why = g.finalize(); !why.empty()) {
         failedAny = true;
@@ -456,12 +485,13 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
   // formats (BiLLM, DB-LLM, NF4, QuIP) run on the CPU path only.
   module.walk([&](PackedLinearOp op) {
     if (op.getFormat() != PackedFormat::pbllm &&
-        op.getFormat() != PackedFormat::billm) {
+        op.getFormat() != PackedFormat::billm &&
+        op.getFormat() != PackedFormat::dbllm) {
       failedAny = true;
       op.emitError() << "no GPU kernel yet for the '"
                      << stringifyPackedFormat(op.getFormat())
-                     << "' packed format (it runs on the CPU path; billm "
-                        "and pbllm have one)";
+                     << "' packed format (it runs on the CPU path; billm, "
+                        "pbllm and dbllm have one)";
       return;
     }
     if (op.getBias()) {
@@ -485,7 +515,8 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
       parts.push_back(*bytes);
     }
     const int64_t words = (k + 31) / 32;
-    if (op.getFormat() == PackedFormat::billm) {
+    if (op.getFormat() == PackedFormat::billm ||
+        op.getFormat() == PackedFormat::dbllm) {
       packBiLLM(op, parts);
       return;
     }
@@ -754,8 +785,8 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
                   "kernels (decode<R>: M <= R, prefill: any M)\n";
   raw_string_ostream os(s);
   for (const GpuLayer &l : layers) {
-    if (l.format == "billm") {
-      os << "layer " << l.name << " format=billm n=" << l.shape.n
+    if (l.format == "billm" || l.format == "dbllm") {
+      os << "layer " << l.name << " format=" << l.format << " n=" << l.shape.n
          << " k=" << l.shape.k << " block=" << l.shape.group
          << " mask=" << l.name << ".mask first=" << l.name
          << ".first_t second=" << l.name << ".second_t alphas=" << l.name

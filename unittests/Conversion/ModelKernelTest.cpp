@@ -778,3 +778,94 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BiLLMGemvTest,
                                            BiCase{64, 96, 32, 4, 0, 4}));
 
 } // namespace
+
+namespace {
+
+class DBLLMGemvTest : public ::testing::TestWithParam<BiCase> {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  }
+};
+
+// The two-plane GEMV in its DB-LLM form vs DB-LLM's own dequantize.
+TEST_P(DBLLMGemvTest, MatchesDequantizedReference) {
+  const BiCase c = GetParam();
+  gpu::BiLLMGemvSpec spec;
+  spec.n = c.n;
+  spec.k = c.k;
+  spec.blockSize = c.blockSize;
+  spec.mTile = c.mTile;
+  spec.splitK = c.splitK;
+  spec.dbllm = true;
+  ASSERT_EQ(spec.finalize(), "");
+  SCOPED_TRACE(spec.kernelName());
+
+  std::mt19937 rng(c.n * 5 + c.k);
+  const int64_t words = c.k / 32;
+  quant::DBLLMMatrix w;
+  w.rows = c.n;
+  w.cols = c.k;
+  w.groupSize = c.blockSize;
+  w.groups = (c.k + c.blockSize - 1) / c.blockSize;
+  for (int64_t i = 0; i < c.n * words; ++i) {
+    w.first.push_back(uint32_t(rng()));
+    w.second.push_back(uint32_t(rng()));
+  }
+  for (int64_t i = 0; i < c.n * w.groups; ++i) {
+    w.params.push_back(quant::floatToHalf(0.05f + 0.1f * (rng() % 100) / 100));
+    w.params.push_back(quant::floatToHalf(0.01f + 0.05f * (rng() % 100) / 100));
+    w.params.push_back(quant::floatToHalf(0.5f * (rng() % 100) / 100));
+  }
+  std::vector<float> dense(c.n * c.k);
+  quant::dequantize(w, dense.data());
+
+  std::vector<uint32_t> first(words * c.n), second(words * c.n);
+  quant::transposeWords(w.first.data(), c.n, words, first.data());
+  quant::transposeWords(w.second.data(), c.n, words, second.data());
+  std::vector<uint16_t> params(w.params.size());
+  quant::transposeGroupParams(w.params.data(), c.n, w.groups, 3,
+                              params.data());
+  std::vector<uint32_t> unusedMask(1, 0);
+
+  std::uniform_real_distribution<float> uni(-1, 1);
+  std::vector<float> x(c.mTile * c.k, 0.0f);
+  for (int64_t i = 0; i < c.m * c.k; ++i)
+    x[i] = quant::roundToHalf(uni(rng));
+  Half xh = toHalf(x);
+  std::vector<float> y(c.mTile * c.n, 0.0f);
+
+  mlir::DialectRegistry registry;
+  gpu::registerKernelCompilation(registry);
+  mlir::MLIRContext ctx(registry);
+  auto module = gpu::buildHostKernelModule(
+      ctx, {}, {{spec.kernelName(), gpu::billmGemvSource(spec)}});
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
+  auto engine = mlir::ExecutionEngine::create(*module);
+  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
+  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
+  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
+  Params p;
+  p.mem(xh).mem(unusedMask).mem(first).mem(second).mem(params).mem(y);
+  p.i32(c.m).blocks(0, int64_t(1) << 40);
+  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+
+  for (int r = 0; r < c.m; ++r)
+    for (int64_t n = 0; n < c.n; ++n) {
+      double ref = 0, mag = 0;
+      for (int64_t k = 0; k < c.k; ++k) {
+        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
+        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
+      }
+      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, DBLLMGemvTest,
+                         ::testing::Values(BiCase{37, 128, 64, 1, 1, 1},
+                                           BiCase{130, 256, 128, 4, 3, 3},
+                                           BiCase{64, 96, 96, 4, 0, 4}));
+
+} // namespace

@@ -96,6 +96,9 @@ void referenceQGemm(const float *x, int64_t m, const uint8_t *codes,
 /// reads consecutive rows.
 void transposeWords(const uint32_t *rowMajor, int64_t n, int64_t words,
                     uint32_t *out);
+/// Per-row, per-group constants [N][groups][per] to [groups][N][per].
+void transposeGroupParams(const uint16_t *rowMajor, int64_t n, int64_t groups,
+                          int64_t per, uint16_t *out);
 
 /// A BiLLM layer's parts (PackedLayer.h: salient_columns, signs,
 /// residual_signs, sparse, alphas) with its two compressed bit strings (the

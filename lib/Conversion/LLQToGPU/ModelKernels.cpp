@@ -934,7 +934,8 @@ int64_t BiLLMGemvSpec::wordsPerSplit() const {
 }
 
 std::string BiLLMGemvSpec::kernelName() const {
-  return "llq_billm_gemv_n" + std::to_string(n) + "_k" + std::to_string(k) +
+  return std::string(dbllm ? "llq_dbllm" : "llq_billm") + "_gemv_n" +
+         std::to_string(n) + "_k" + std::to_string(k) +
          "_b" + std::to_string(blockSize) + "_m" + std::to_string(mTile) +
          "_s" + std::to_string(splitK);
 }
@@ -975,7 +976,7 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
     scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
       %c2 = arith.constant 2 : index
       %c3 = arith.constant 3 : index
-      %c4 = arith.constant 4 : index
+      %cP = arith.constant {{PARAMS}} : index
       %c32 = arith.constant 32 : index
       %cN = arith.constant {{N}} : index
       %cK = arith.constant {{K}} : index
@@ -1002,22 +1003,20 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
           %wi = arith.addi %wi0, %n : index
           %b1w = memref.load %first[%wi] : memref<?xi32>
           %b2w = memref.load %second[%wi] : memref<?xi32>
-          %mw = memref.load %mask[%w] : memref<?xi32>
+{{MASK_LOAD}}
           %blk = arith.divui %w, %cWpb : index
           %ab0 = arith.muli %blk, %cN : index
           %ab1 = arith.addi %ab0, %n : index
-          %ab = arith.muli %ab1, %c4 : index
+          %ab = arith.muli %ab1, %cP : index
           %ai1 = arith.addi %ab, %c1 : index
           %ai2 = arith.addi %ab, %c2 : index
-          %ai3 = arith.addi %ab, %c3 : index
           %a1h = memref.load %alphas[%ab] : memref<?xf16>
           %a2h = memref.load %alphas[%ai1] : memref<?xf16>
           %ach = memref.load %alphas[%ai2] : memref<?xf16>
-          %ash = memref.load %alphas[%ai3] : memref<?xf16>
           %a1 = arith.extf %a1h : f16 to f32
           %a2 = arith.extf %a2h : f16 to f32
           %ac = arith.extf %ach : f16 to f32
-          %as = arith.extf %ash : f16 to f32
+{{LAST_ALPHA}}
           %k0 = arith.muli %w, %c32 : index
 )";
   // Per row: four signed sums over the word's 32 columns.
@@ -1054,18 +1053,28 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
          " : f32\n";
     t += "            %x2" + s + " = arith.select %pos2, %xf" + s + ", %xn" + s +
          " : f32\n";
-    // salient: p += +-x (a1), q += +-x (a2); others: u (concentrated) or
-    // v (sparse) += +-x.
-    t += "            %dp" + s + " = arith.select %sal, %x1" + s +
-         ", %zero : f32\n";
-    t += "            %dq" + s + " = arith.select %sal, %x2" + s +
-         ", %zero : f32\n";
-    t += "            %ot" + s + " = arith.select %sal, %zero, %x1" + s +
-         " : f32\n";
-    t += "            %du" + s + " = arith.select %pos2, %zero, %ot" + s +
-         " : f32\n";
-    t += "            %dv" + s + " = arith.select %pos2, %ot" + s +
-         ", %zero : f32\n";
+    if (spec.dbllm) {
+      // p = sum of x where b1, q = sum of x where b2, u = sum of x.
+      t += "            %dp" + s + " = arith.select %pos1, %xf" + s +
+           ", %zero : f32\n";
+      t += "            %dq" + s + " = arith.select %pos2, %xf" + s +
+           ", %zero : f32\n";
+      t += "            %du" + s + " = arith.addf %xf" + s + ", %zero : f32\n";
+      t += "            %dv" + s + " = arith.addf %zero, %zero : f32\n";
+    } else {
+      // salient: p += +-x (a1), q += +-x (a2); others: u (concentrated) or
+      // v (sparse) += +-x.
+      t += "            %dp" + s + " = arith.select %sal, %x1" + s +
+           ", %zero : f32\n";
+      t += "            %dq" + s + " = arith.select %sal, %x2" + s +
+           ", %zero : f32\n";
+      t += "            %ot" + s + " = arith.select %sal, %zero, %x1" + s +
+           " : f32\n";
+      t += "            %du" + s + " = arith.select %pos2, %zero, %ot" + s +
+           " : f32\n";
+      t += "            %dv" + s + " = arith.select %pos2, %ot" + s +
+           ", %zero : f32\n";
+    }
     t += "            %np" + s + " = arith.addf %p" + s + ", %dp" + s +
          " : f32\n";
     t += "            %nq" + s + " = arith.addf %q" + s + ", %dq" + s +
@@ -1087,8 +1096,12 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
          " : f32\n";
     t += "          %e2" + s + " = math.fma " + sum(1) + ", %a2, %e1" + s +
          " : f32\n";
-    t += "          %e3" + s + " = math.fma " + sum(2) + ", %ac, %e2" + s +
-         " : f32\n";
+    if (spec.dbllm) // + a2 * (sum(b2 x) - zeta sum(x)) = ... - a2 zeta u
+      t += "          %e3" + s + " = math.fma " + sum(2) + ", %nz, %e2" + s +
+           " : f32\n";
+    else
+      t += "          %e3" + s + " = math.fma " + sum(2) + ", %ac, %e2" + s +
+           " : f32\n";
     t += "          %e4" + s + " = math.fma " + sum(3) + ", %as, %e3" + s +
          " : f32\n";
     outYields += std::string(i ? ", " : "") + "%e4" + s;
@@ -1117,6 +1130,18 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
 }
 )";
   v["T"] = std::to_string(T);
+  v["PARAMS"] = spec.dbllm ? "3" : "4";
+  v["MASK_LOAD"] = spec.dbllm
+                       ? "          %mw = arith.constant 0 : i32"
+                       : "          %mw = memref.load %mask[%w] : memref<?xi32>";
+  v["LAST_ALPHA"] =
+      spec.dbllm
+          ? "          %as = arith.constant 0.0 : f32\n"
+            "          %za = arith.mulf %a2, %ac : f32\n"
+            "          %nz = arith.negf %za : f32"
+          : "          %ai3 = arith.addi %ab, %c3 : index\n"
+            "          %ash = memref.load %alphas[%ai3] : memref<?xf16>\n"
+            "          %as = arith.extf %ash : f16 to f32";
   return substitute(t, v);
 }
 

@@ -143,10 +143,16 @@ std::string pbllmGemvSource(const PBLLMGemvSpec &spec);
 /// memref<?xi32> [K / 32][N], alphas: memref<?xf16> [blocks][N][4] in the
 /// order a1, a2, a_concentrated, a_sparse, y: memref<?xf32>, m: i32). Grid
 /// (ceil(n / 128), splitK), block 128; accumulating when splitK > 1.
+///
+/// With `dbllm`, the same two planes hold DB-LLM's dual binarization instead:
+/// w = (b1 ? a1 : 0) + a2 * (b2 - zeta) with the group's (a1, a2, zeta) in
+/// alphas [groups][N][3], blockSize the group width; the kernel sums x, x
+/// where b1 and x where b2 per word, and no mask is read.
 struct BiLLMGemvSpec {
   int64_t n = 0, k = 0, blockSize = 0;
   int mTile = 1;
   int splitK = 0;
+  bool dbllm = false;
   std::string finalize();
   std::string kernelName() const;
   int64_t wordsPerSplit() const;

@@ -73,8 +73,8 @@ struct LayerEntry {
   std::string name;
   bool f16 = false; ///< unquantized: f16 weights, hgemv kernels
   /// "pbllm" for PB-LLM layers (parts signs, salient, offsets, codes, scales,
-  /// salient_scales), "billm" for BiLLM layers (mask, first, second,
-  /// alphas); "" otherwise.
+  /// salient_scales), "billm" or "dbllm" for BiLLM and DB-LLM layers (mask,
+  /// first, second, alphas; the two-plane GEMV); "" otherwise.
   std::string format;
   std::map<std::string, std::string> parts;
   int64_t n = 0, k = 0, groups = 0;
