@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (l.n <= 0 || l.k <= 0 || (l.decode.empty() && l.prefill.empty()) ||
         l.w.empty() || (!l.f16 && l.format.empty() && l.groups <= 0) ||
         (l.format == "pbllm" && l.parts.size() != 6) ||
-        ((l.format == "billm" || l.format == "dbllm") &&
+        ((l.format == "billm" || l.format == "dbllm" || l.format == "nf4") &&
          l.parts.size() != 4))
       std::abort();
   return 0;

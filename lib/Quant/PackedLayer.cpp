@@ -243,6 +243,23 @@ static std::string shapeString(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
+NF4Matrix nf4FromParts(int64_t n, int64_t k, const PackedParams &p,
+                       const std::vector<PartView> &parts) {
+  NF4Matrix m;
+  m.rows = n;
+  m.cols = k;
+  m.blockSize = p.groupSize;
+  m.packed = copyPart<uint32_t>(parts[0]);
+  m.doubleQuantized = true;
+  m.quantizedAbsmax.groupSize = p.constantGroup;
+  m.quantizedAbsmax.codes = copyPart<int8_t>(parts[1]);
+  m.quantizedAbsmax.scales = copyPart<float>(parts[2]);
+  m.quantizedAbsmax.mean = copyPart<float>(parts[3])[0];
+  if (p.shifts)
+    m.shifts = copyPart<uint16_t>(parts[4]);
+  return m;
+}
+
 bool decodeLayer(PackedFormat format, int64_t n, int64_t k,
                  const PackedParams &p, const std::vector<PartView> &parts,
                  std::vector<float> &out, std::string &error) {
@@ -367,19 +384,7 @@ bool decodeLayer(PackedFormat format, int64_t n, int64_t k,
     return true;
   }
   case PackedFormat::NF4: {
-    NF4Matrix m;
-    m.rows = n;
-    m.cols = k;
-    m.blockSize = p.groupSize;
-    m.packed = copyPart<uint32_t>(parts[0]);
-    m.doubleQuantized = true;
-    m.quantizedAbsmax.groupSize = p.constantGroup;
-    m.quantizedAbsmax.codes = copyPart<int8_t>(parts[1]);
-    m.quantizedAbsmax.scales = copyPart<float>(parts[2]);
-    m.quantizedAbsmax.mean = copyPart<float>(parts[3])[0];
-    if (p.shifts)
-      m.shifts = copyPart<uint16_t>(parts[4]);
-    dequantize(m, out.data());
+    dequantize(nf4FromParts(n, k, p, parts), out.data());
     return true;
   }
   case PackedFormat::QuIP: {

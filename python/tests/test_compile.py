@@ -87,15 +87,3 @@ def test_pack_step_matches_bitstream(llq_opt, llq_compile, model, tmp_path,
             assert f"kernel {kernel} " in manifest
 
 
-def test_formats_without_kernels_are_diagnosed(llq_opt, llq_compile, model, tmp_path):
-    """NF4 (and QuIP) layers have no GPU kernel yet: a diagnostic per layer
-    naming the format, exit 1, and no output directory."""
-    q = tmp_path / "model.nf4.mlir"
-    subprocess.run([llq_opt, str(model / "model.mlir"), "--quantize=nf4-g64", "-o", str(q),
-                    "--quantize-report=none"], check=True, capture_output=True)
-    out = tmp_path / "gpu"
-    r = subprocess.run([llq_compile, str(q), "-o", str(out)], capture_output=True, text=True)
-    assert r.returncode == 1
-    assert r.stderr.count("no GPU kernel yet for the 'nf4' packed format") == len(example.PROJECTIONS)
-    assert "cannot compile" in r.stderr
-    assert not out.exists()

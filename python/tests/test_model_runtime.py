@@ -46,14 +46,15 @@ def run_artifact(llq_run, art, tokens, *extra):
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 
-# PB-LLM, BiLLM and DB-LLM layers keep their formats (bit planes, salient
-# int8 codes or residual signs) and run GEMVs of their own. SmoothQuant's W8A8 layers quantize activations that the runtime holds in
+# PB-LLM, BiLLM, DB-LLM and NF4 layers keep their formats (bit planes,
+# salient int8 codes, residual signs, NF4 codes) and run GEMVs of their own. SmoothQuant's W8A8 layers quantize activations that the runtime holds in
 # f16 and the interpreter in f32, so an activation code can move by one: the
 # logits agree to a few percent rather than to f16 rounding.
 @pytest.mark.parametrize("spec,tolerance", [("float", 5e-3), ("rtn-w4-g32", 5e-3),
                                             ("rtn-w8", 5e-3), ("awq-w4-g32", 5e-3),
                                             ("pbllm-w2", 5e-3), ("billm", 5e-3),
-                                            ("dbllm-w2-g64", 5e-3),
+                                            ("dbllm-w2-g64", 5e-3), ("nf4-g64", 5e-3),
+                                            ("nf4-icq", 5e-3),
                                             ("smoothquant-w8a8", 5e-2)])
 def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, tiny, tmp_path,
                                                 spec, tolerance):
@@ -78,7 +79,7 @@ def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, t
     assert relative_error(got, want) < tolerance
     if spec.startswith("smoothquant"):
         assert "act_bits=8" in (art / "layers.txt").read_text()
-    if spec.startswith(("pbllm", "billm", "dbllm")):  # GEMVs over bit planes
+    if spec.startswith(("pbllm", "billm", "dbllm", "nf4")):  # their own GEMVs
         fmt = spec.split("-")[0]
         assert (art / "layers.txt").read_text().count(f"format={fmt}") == 14
 
@@ -177,3 +178,21 @@ def test_contexts_longer_than_a_block_of_threads(llq_compile, llq_run, tiny, tmp
         t, v = line.split()
         got[int(t)] = float(v)
     assert relative_error(got, want[-1]) < 5e-3
+
+
+def test_formats_without_kernels_are_diagnosed(llq_opt, llq_compile, tiny, tmp_path):
+    """QuIP layers have no GPU kernel yet: a diagnostic per layer naming the
+    format, exit 1, and no output directory."""
+    calib = tmp_path / "calib.txt"
+    calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
+    q = tmp_path / "model.quip.mlir"
+    subprocess.run([llq_opt, str(tiny), "--quantize=quip-w4", "-o", str(q),
+                    "--quantize-report=none", f"--calib={calib}", "--calib-samples=4",
+                    "--calib-seqlen=64"], check=True, capture_output=True)
+    out = tmp_path / "gpu"
+    r = subprocess.run([llq_compile, str(q), "--target=cpu", "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.count("no GPU kernel yet for the 'quip' packed format") == 14
+    assert "cannot compile" in r.stderr
+    assert not out.exists()

@@ -26,6 +26,8 @@ const char *kindName(QGemmKernelKind kind) {
     return "pbllm";
   case QGemmKernelKind::BiLLM:
     return "billm";
+  case QGemmKernelKind::NF4:
+    return "nf4";
   case QGemmKernelKind::Model:
     return "model";
   }
@@ -46,7 +48,8 @@ std::array<uint32_t, 3> ManifestKernel::grid(int64_t m) const {
     return {static_cast<uint32_t>(gridX),
             static_cast<uint32_t>(gridYIsM ? m : gridY), 1};
   if (kind == QGemmKernelKind::Decode || kind == QGemmKernelKind::HGemv ||
-      kind == QGemmKernelKind::PBLLM || kind == QGemmKernelKind::BiLLM) {
+      kind == QGemmKernelKind::PBLLM || kind == QGemmKernelKind::BiLLM ||
+      kind == QGemmKernelKind::NF4) {
     const int64_t rows = tileN > 0 ? tileN : block[0];
     return {static_cast<uint32_t>((n + rows - 1) / rows),
             static_cast<uint32_t>(splitK), 1};
@@ -192,11 +195,13 @@ Status parseKernel(const std::vector<std::string_view> &words,
     kernel.kind = QGemmKernelKind::PBLLM;
   else if (kind == "billm")
     kernel.kind = QGemmKernelKind::BiLLM;
+  else if (kind == "nf4")
+    kernel.kind = QGemmKernelKind::NF4;
   else if (kind == "model")
     kernel.kind = QGemmKernelKind::Model;
   else
     return Status::error(at + "'kind' must be decode, prefill, hgemv, pbllm, "
-                              "billm or model, not " +
+                              "billm, nf4 or model, not " +
                          quoted(kind));
 
   if (kernel.kind == QGemmKernelKind::Model) {
@@ -224,7 +229,8 @@ Status parseKernel(const std::vector<std::string_view> &words,
     kernel.gridY = kernel.gridYIsM ? 1 : gy;
   } else if (kernel.kind == QGemmKernelKind::HGemv ||
              kernel.kind == QGemmKernelKind::PBLLM ||
-             kernel.kind == QGemmKernelKind::BiLLM) {
+             kernel.kind == QGemmKernelKind::BiLLM ||
+             kernel.kind == QGemmKernelKind::NF4) {
     for (auto [key, out] :
          {std::pair<const char *, int64_t *>{"n", &kernel.n}, {"k", &kernel.k}})
       if (Status s = integer(key, 1, kMaxDim, *out, true); !s)
@@ -244,7 +250,8 @@ Status parseKernel(const std::vector<std::string_view> &words,
   if (kernel.kind == QGemmKernelKind::Model ||
       kernel.kind == QGemmKernelKind::HGemv ||
       kernel.kind == QGemmKernelKind::PBLLM ||
-      kernel.kind == QGemmKernelKind::BiLLM)
+      kernel.kind == QGemmKernelKind::BiLLM ||
+      kernel.kind == QGemmKernelKind::NF4)
     return parseLaunch(values, at, kernel, integer, missing, take);
 
   int64_t bits = 0;
@@ -338,7 +345,8 @@ Status parseLaunch(std::map<std::string, std::string> &values,
   if ((kernel.kind == QGemmKernelKind::Decode ||
        kernel.kind == QGemmKernelKind::HGemv ||
        kernel.kind == QGemmKernelKind::PBLLM ||
-       kernel.kind == QGemmKernelKind::BiLLM) &&
+       kernel.kind == QGemmKernelKind::BiLLM ||
+       kernel.kind == QGemmKernelKind::NF4) &&
       kernel.splitK > 1 && !kernel.accumulate)
     return Status::error(at + "splitk=" + std::to_string(kernel.splitK) +
                          " needs accumulate=1 (the splits add into y)");

@@ -421,6 +421,8 @@ parseLayerTable(const std::string &text, const std::string &source) {
                  "salient_scales"};
       else if (l.format == "billm" || l.format == "dbllm")
         parts = {"mask", "first", "second", "alphas"};
+      else if (l.format == "nf4")
+        parts = {"codes", "levels", "scales", "shifts"};
       else
         return Status::error(where + "layer " + l.name + ": unknown format '" +
                              l.format + "'");
@@ -752,7 +754,14 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
       const Buffer &b = tensors_.at(l.parts.at(key));
       return std::make_pair(b.ptr, b.bytes);
     };
-    if (l.format == "billm" || l.format == "dbllm") {
+    if (l.format == "nf4") {
+      p.memref(xr, size_t(rows * l.k / 8));
+      p.memref(part("codes").first, part("codes").second / 16);
+      p.memref(part("levels").first, part("levels").second / 4);
+      p.memref(part("scales").first, part("scales").second / 4);
+      p.memref(part("shifts").first, part("shifts").second / 4);
+      p.memref(yr, size_t(rows * l.n));
+    } else if (l.format == "billm" || l.format == "dbllm") {
       p.memref(xr, size_t(rows * l.k));
       p.memref(part("mask").first, part("mask").second / 4);
       p.memref(part("first").first, part("first").second / 4);

@@ -53,6 +53,7 @@
 #include "llq/Dialect/LLQ/IR/LLQ.h"
 #include "llq/Dialect/LLQ/Utils/WeightStore.h"
 #include "llq/Quant/GpuLayout.h"
+#include "llq/Quant/PackedLayer.h"
 #include "llq/Quant/Half.h"
 #include "llq/Support/FileUtils.h"
 #include "llq/Tools/ToolUtils.h"
@@ -247,7 +248,8 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
           SafeTensorsWriter &weights,
           std::map<mlir::Operation *, std::string> &layerOf,
           std::vector<gpu::PBLLMGemvSpec> &pbllmSpecs,
-          std::vector<gpu::BiLLMGemvSpec> &billmSpecs, bool needLayers) {
+          std::vector<gpu::BiLLMGemvSpec> &billmSpecs,
+          std::vector<gpu::NF4GemvSpec> &nf4Specs, bool needLayers) {
   std::vector<GpuLayer> layers;
   WeightStore store;
   bool failedAny = false;
@@ -481,17 +483,73 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     layers.push_back(layer);
   };
 
+  // NF4: codes in the k-chunk layout, decoded block constants and shifts.
+  auto packNF4 = [&](PackedLinearOp op, ArrayRef<ArrayRef<uint8_t>> parts) {
+    const int64_t n = op.getOutFeatures(), k = op.getInFeatures();
+    quant::PackedParams params = op.getPackedParams();
+    std::vector<quant::PartView> views;
+    for (auto [value, bytes] : llvm::zip(op.getParts(), parts)) {
+      auto type = cast<mlir::RankedTensorType>(value.getType());
+      views.push_back({std::vector<int64_t>(type.getShape().begin(),
+                                            type.getShape().end()),
+                       bytes.data()});
+    }
+    if (k % 32 || params.groupSize % 32 || params.groupSize <= 0) {
+      failedAny = true;
+      op.emitError() << "no GPU kernel for this layer: K (" << k
+                     << ") and the NF4 block (" << params.groupSize
+                     << ") must be multiples of 32";
+      return;
+    }
+    quant::NF4GpuLayer g =
+        quant::makeNF4GpuLayer(quant::nf4FromParts(n, k, params, views));
+    std::string name = part0Name(op).str();
+    layerOf[op] = name;
+    const int64_t blocks = (k + params.groupSize - 1) / params.groupSize;
+    std::string err;
+    if (!weights.add(name + ".codes_kc", DType::U32, {k / 32, n, 4},
+                     g.codes.data(), g.codes.size() * 4, err) ||
+        !weights.add(name + ".levels", DType::F32, {16}, g.levels.data(),
+                     g.levels.size() * 4, err) ||
+        !weights.add(name + ".scales_t", DType::F32, {blocks, n},
+                     g.scales.data(), g.scales.size() * 4, err) ||
+        !weights.add(name + ".shifts_t", DType::F32, {blocks, n},
+                     g.shifts.data(), g.shifts.size() * 4, err)) {
+      failedAny = true;
+      op.emitError() << err;
+      return;
+    }
+    GpuLayer layer;
+    layer.name = name;
+    layer.format = "nf4";
+    layer.shape = {4, params.groupSize, n, k};
+    for (int rows : {1, 4}) {
+      gpu::NF4GemvSpec spec;
+      spec.n = n;
+      spec.k = k;
+      spec.blockSize = params.groupSize;
+      spec.mTile = rows;
+      if (std::string why = spec.finalize(); !why.empty()) {
+        failedAny = true;
+        op.emitError() << "no GPU kernel for this layer: " << why;
+        return;
+      }
+      if (llvm::none_of(nf4Specs, [&](const gpu::NF4GemvSpec &o) {
+            return o.kernelName() == spec.kernelName();
+          }))
+        nf4Specs.push_back(spec);
+      layer.decode.emplace_back(rows, spec.kernelName());
+    }
+    layers.push_back(layer);
+  };
+
   // PB-LLM layers run their own GEMV over the bit planes; the other packed
   // formats (BiLLM, DB-LLM, NF4, QuIP) run on the CPU path only.
   module.walk([&](PackedLinearOp op) {
-    if (op.getFormat() != PackedFormat::pbllm &&
-        op.getFormat() != PackedFormat::billm &&
-        op.getFormat() != PackedFormat::dbllm) {
+    if (op.getFormat() == PackedFormat::quip) {
       failedAny = true;
-      op.emitError() << "no GPU kernel yet for the '"
-                     << stringifyPackedFormat(op.getFormat())
-                     << "' packed format (it runs on the CPU path; billm, "
-                        "pbllm and dbllm have one)";
+      op.emitError() << "no GPU kernel yet for the 'quip' packed format (its "
+                        "rotations run on the CPU path only)";
       return;
     }
     if (op.getBias()) {
@@ -518,6 +576,10 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     if (op.getFormat() == PackedFormat::billm ||
         op.getFormat() == PackedFormat::dbllm) {
       packBiLLM(op, parts);
+      return;
+    }
+    if (op.getFormat() == PackedFormat::nf4) {
+      packNF4(op, parts);
       return;
     }
     if (parts.size() != 6 || k % 32 ||
@@ -621,6 +683,9 @@ std::string manifestLine(const gpu::PBLLMGemvSpec &g) {
 }
 std::string manifestLine(const gpu::BiLLMGemvSpec &g) {
   return binaryManifestLine(g, "billm");
+}
+std::string manifestLine(const gpu::NF4GemvSpec &g) {
+  return binaryManifestLine(g, "nf4");
 }
 
 std::string manifestLine(const gpu::HGemvSpec &g) {
@@ -785,6 +850,17 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
                   "kernels (decode<R>: M <= R, prefill: any M)\n";
   raw_string_ostream os(s);
   for (const GpuLayer &l : layers) {
+    if (l.format == "nf4") {
+      os << "layer " << l.name << " format=nf4 n=" << l.shape.n
+         << " k=" << l.shape.k << " block=" << l.shape.group
+         << " codes=" << l.name << ".codes_kc levels=" << l.name
+         << ".levels scales=" << l.name << ".scales_t shifts=" << l.name
+         << ".shifts_t";
+      for (const auto &[rows, kernel] : l.decode)
+        os << " decode" << rows << "=" << kernel;
+      os << "\n";
+      continue;
+    }
     if (l.format == "billm" || l.format == "dbllm") {
       os << "layer " << l.name << " format=" << l.format << " n=" << l.shape.n
          << " k=" << l.shape.k << " block=" << l.shape.group
@@ -897,6 +973,7 @@ int main(int argc, char **argv) {
   std::optional<ModelArtifact> modelArtifact;
   std::vector<gpu::PBLLMGemvSpec> pbllmSpecs;
   std::vector<gpu::BiLLMGemvSpec> billmSpecs;
+  std::vector<gpu::NF4GemvSpec> nf4Specs;
   if (!inputFile.empty()) {
     mlir::OwningOpRef<mlir::ModuleOp> model = readModule(inputFile, &ctx);
     if (!model)
@@ -912,7 +989,7 @@ int main(int argc, char **argv) {
     model->walk([&](AttentionOp) { hasAttention = true; });
     std::map<mlir::Operation *, std::string> layerOf;
     layers = packModel(*model, specs, decodeRows, prefill, weights, layerOf,
-                       pbllmSpecs, billmSpecs,
+                       pbllmSpecs, billmSpecs, nf4Specs,
                        /*needLayers=*/!hasAttention);
     if (hasAttention) {
       mlir::FailureOr<ModelPlan> plan = planModel(func);
@@ -956,6 +1033,8 @@ int main(int argc, char **argv) {
     nests.push_back({g.kernelName(), gpu::pbllmGemvSource(g)});
   for (const gpu::BiLLMGemvSpec &g : billmSpecs)
     nests.push_back({g.kernelName(), gpu::billmGemvSource(g)});
+  for (const gpu::NF4GemvSpec &g : nf4Specs)
+    nests.push_back({g.kernelName(), gpu::nf4GemvSource(g)});
   if (modelArtifact) {
     for (const gpu::ModelKernel &k : modelArtifact->kernels)
       nests.push_back({k.name, k.source});
@@ -1021,6 +1100,8 @@ int main(int argc, char **argv) {
   for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
     manifest += manifestLine(g);
   for (const gpu::BiLLMGemvSpec &g : billmSpecs)
+    manifest += manifestLine(g);
+  for (const gpu::NF4GemvSpec &g : nf4Specs)
     manifest += manifestLine(g);
   if (modelArtifact) {
     for (const gpu::ModelKernel &k : modelArtifact->kernels)

@@ -869,3 +869,87 @@ INSTANTIATE_TEST_SUITE_P(Shapes, DBLLMGemvTest,
                                            BiCase{64, 96, 96, 4, 0, 4}));
 
 } // namespace
+
+namespace {
+
+struct NF4Case {
+  int64_t n, k, blockSize;
+  int mTile, splitK, m;
+  bool icq;
+};
+
+class NF4GemvTest : public ::testing::TestWithParam<NF4Case> {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  }
+};
+
+// y = x W^T with W from NF4's dequantize; the kernel's weights are computed
+// with the same fma, so only the sums' order differs.
+TEST_P(NF4GemvTest, MatchesDequantizedReference) {
+  const NF4Case c = GetParam();
+  gpu::NF4GemvSpec spec;
+  spec.n = c.n;
+  spec.k = c.k;
+  spec.blockSize = c.blockSize;
+  spec.mTile = c.mTile;
+  spec.splitK = c.splitK;
+  ASSERT_EQ(spec.finalize(), "");
+  SCOPED_TRACE(spec.kernelName());
+
+  std::mt19937 rng(c.n + 11 * c.k);
+  std::normal_distribution<float> normal(0, 0.05f);
+  std::vector<float> wf(c.n * c.k);
+  for (auto &v : wf)
+    v = normal(rng);
+  quant::NF4Options options;
+  options.blockSize = c.blockSize;
+  options.calibrate = c.icq;
+  quant::NF4Matrix w = quant::quantizeNF4(wf.data(), c.n, c.k, options);
+  std::vector<float> dense(c.n * c.k);
+  quant::dequantize(w, dense.data());
+  quant::NF4GpuLayer g = quant::makeNF4GpuLayer(w);
+
+  std::uniform_real_distribution<float> uni(-1, 1);
+  std::vector<float> x(c.mTile * c.k, 0.0f);
+  for (int64_t i = 0; i < c.m * c.k; ++i)
+    x[i] = quant::roundToHalf(uni(rng));
+  Half xh = toHalf(x);
+  std::vector<float> y(c.mTile * c.n, 0.0f);
+
+  mlir::DialectRegistry registry;
+  gpu::registerKernelCompilation(registry);
+  mlir::MLIRContext ctx(registry);
+  auto module = gpu::buildHostKernelModule(
+      ctx, {}, {{spec.kernelName(), gpu::nf4GemvSource(spec)}});
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
+  auto engine = mlir::ExecutionEngine::create(*module);
+  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
+  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
+  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
+  Params p;
+  p.mem(xh).mem(g.codes).mem(g.levels).mem(g.scales).mem(g.shifts).mem(y);
+  p.i32(c.m).blocks(0, int64_t(1) << 40);
+  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+
+  for (int r = 0; r < c.m; ++r)
+    for (int64_t n = 0; n < c.n; ++n) {
+      double ref = 0, mag = 0;
+      for (int64_t k = 0; k < c.k; ++k) {
+        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
+        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
+      }
+      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, NF4GemvTest,
+    ::testing::Values(NF4Case{37, 128, 64, 1, 1, 1, false},
+                      NF4Case{130, 256, 64, 4, 3, 3, false},
+                      NF4Case{64, 192, 32, 4, 0, 4, true}));
+
+} // namespace

@@ -168,7 +168,7 @@ TEST(KernelManifestTest, MalformedKernelLines) {
             "dir/kernels.txt:2: kernel f: missing key 'kind'");
   EXPECT_EQ(kernelError("kernel f kind=gemv " + kDecodeKeys),
             "dir/kernels.txt:2: kernel f: 'kind' must be decode, prefill, "
-            "hgemv, pbllm, billm or model, not 'gemv'");
+            "hgemv, pbllm, billm, nf4 or model, not 'gemv'");
   EXPECT_EQ(kernelError("kernel f kind=decode bits=4 k=4096 group=128 mtile=1 "
                         "splitk=1 block=128"),
             "dir/kernels.txt:2: kernel f: missing key 'n'");
@@ -235,7 +235,7 @@ TEST(KernelManifestTest, MalformedKernelLines) {
   // Control characters are shown escaped.
   EXPECT_EQ(kernelError("kernel f kind=dec\x01ode " + kDecodeKeys),
             "dir/kernels.txt:2: kernel f: 'kind' must be decode, prefill, "
-            "hgemv, pbllm, billm or model, not 'dec\\x01ode'");
+            "hgemv, pbllm, billm, nf4 or model, not 'dec\\x01ode'");
 }
 
 TEST(KernelManifestTest, ModelAndF16GemvKernels) {
@@ -371,7 +371,7 @@ TEST(KernelManifestTest, LoadReadsTheDirectory) {
   Expected<KernelManifest> m = KernelManifest::load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.message(), path + ":2: kernel f: 'kind' must be decode, "
-                                "prefill, hgemv, pbllm, billm or model, not 'bogus'");
+                                "prefill, hgemv, pbllm, billm, nf4 or model, not 'bogus'");
   {
     std::ofstream out(path);
     out << "module ptx kernels.ptx\n";

@@ -30,6 +30,8 @@
 #ifndef LLQ_QUANT_GPULAYOUT_H
 #define LLQ_QUANT_GPULAYOUT_H
 
+#include "llq/Quant/NF4.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -117,6 +119,18 @@ bool makeBiLLMGpuPlanes(int64_t n, int64_t k, int64_t blockSize,
                         const uint32_t *residualSigns, const uint32_t *sparse,
                         const uint16_t *alphas, BiLLMGpuPlanes &out,
                         std::string &error);
+
+/// An NF4 layer for the GPU GEMV: its 4-bit codes in the k-chunk layout and
+/// every block's decoded constant and ICQ shift (0 without ICQ) as f32
+/// [blocks][N], so the kernel computes fma(level, a, tau) exactly as NF4's
+/// dequantize does. K and the block size must be multiples of 32.
+struct NF4GpuLayer {
+  std::vector<uint32_t> codes;
+  std::vector<float> scales, shifts;
+  /// The 16 NF4 levels.
+  std::vector<float> levels;
+};
+NF4GpuLayer makeNF4GpuLayer(const NF4Matrix &m);
 
 } // namespace llq::quant
 

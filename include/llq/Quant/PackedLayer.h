@@ -117,6 +117,11 @@ struct PartView {
   const void *data = nullptr;
 };
 
+/// The NF4 matrix of an \p n x \p k nf4 layer's parts (double-quantized
+/// constants, and ICQ shifts when \p params says so).
+NF4Matrix nf4FromParts(int64_t n, int64_t k, const PackedParams &params,
+                       const std::vector<PartView> &parts);
+
 /// Decodes an \p n x \p k layer of \p format from \p parts into the
 /// row-major float matrix \p out. For quip this is Q', the codes of the
 /// rotated weight: the caller applies the rotations (see QuIPTransforms).

@@ -1146,3 +1146,176 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
 }
 
 } // namespace llq::gpu
+
+//===----------------------------------------------------------------------===//
+// NF4 GEMV
+//===----------------------------------------------------------------------===//
+
+namespace llq::gpu {
+
+std::string NF4GemvSpec::finalize() {
+  if (n <= 0 || k <= 0)
+    return "empty shape";
+  if (k % 32 || blockSize <= 0 || blockSize % 32)
+    return "K (" + std::to_string(k) + ") and the block (" +
+           std::to_string(blockSize) + ") must be multiples of 32";
+  if (mTile < 1 || mTile > 4)
+    return "the NF4 GEMV handles 1 to 4 rows";
+  const int64_t chunks = k / 32;
+  if (splitK == 0) {
+    const int64_t blocks = (n + kHGemvBlock - 1) / kHGemvBlock;
+    int64_t s = (528 + blocks - 1) / blocks;
+    s = std::min<int64_t>(s, std::max<int64_t>(1, chunks / 4));
+    splitK = static_cast<int>(std::max<int64_t>(1, s));
+  }
+  if (splitK < 1 || splitK > chunks)
+    return "split-K must be between 1 and K / 32";
+  return "";
+}
+
+int64_t NF4GemvSpec::chunksPerSplit() const {
+  return (k / 32 + splitK - 1) / splitK;
+}
+
+std::string NF4GemvSpec::kernelName() const {
+  return "llq_nf4_gemv_n" + std::to_string(n) + "_k" + std::to_string(k) +
+         "_b" + std::to_string(blockSize) + "_m" + std::to_string(mTile) +
+         "_s" + std::to_string(splitK);
+}
+
+std::string nf4GemvSource(const NF4GemvSpec &spec) {
+  const int T = spec.mTile;
+  std::map<std::string, std::string> v = {
+      {"NAME", spec.kernelName()},
+      {"N", std::to_string(spec.n)},
+      {"XROW", std::to_string(spec.k / 8)},
+      {"CHUNKS", std::to_string(spec.k / 32)},
+      {"CHUNKS_PER_BLOCK", std::to_string(spec.blockSize / 32)},
+      {"PER_SPLIT", std::to_string(spec.chunksPerSplit())},
+      {"SPLITS", std::to_string(spec.splitK)},
+      {"BLOCK", std::to_string(kHGemvBlock)},
+      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
+      {"MAP_THREADS", kMapThreads},
+      {"MAP_BLOCKS", kMapBlocks}};
+  std::string t = R"(
+func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<4xi32>>,
+                    %levels: memref<?xf32>, %scales: memref<?xf32>,
+                    %shifts: memref<?xf32>, %y: memref<?xf32>, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %gx = arith.constant {{GX}} : index
+  %gy = arith.constant {{SPLITS}} : index
+  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %c4 = arith.constant 4 : index
+      %cN = arith.constant {{N}} : index
+      %cXRow = arith.constant {{XROW}} : index
+      %cChunks = arith.constant {{CHUNKS}} : index
+      %cCpb = arith.constant {{CHUNKS_PER_BLOCK}} : index
+      %cPer = arith.constant {{PER_SPLIT}} : index
+      %zero = arith.constant 0.0 : f32
+      %mask = arith.constant 15 : i32
+      %mi = arith.index_cast %m : i32 to index
+      %m1 = arith.maxsi %mi, %c1 : index
+      %mlast = arith.subi %m1, %c1 : index
+      %nb = arith.muli %bx, %cT : index
+      %n = arith.addi %nb, %tx : index
+      %inr = arith.cmpi ult, %n, %cN : index
+      scf.if %inr {
+        %first = arith.muli %sp, %cPer : index
+        %end0 = arith.addi %first, %cPer : index
+        %last = arith.minui %end0, %cChunks : index
+)";
+  std::string iters, types, yields;
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    t += "        %ci" + s + " = arith.constant " + s + " : index\n";
+    t += "        %r" + s + " = arith.minui %mlast, %ci" + s + " : index\n";
+    t += "        %xb" + s + " = arith.muli %r" + s + ", %cXRow : index\n";
+    iters += std::string(i ? ", " : "") + "%a" + s + " = %zero";
+    types += std::string(i ? ", " : "") + "f32";
+  }
+  t += "        %acc:" + std::to_string(T) +
+       " = scf.for %c = %first to %last step %c1 iter_args(" + iters +
+       ") -> (" + types + ") {\n";
+  t += R"(          %wi0 = arith.muli %c, %cN : index
+          %wi = arith.addi %wi0, %n : index
+          %wv = memref.load %w[%wi] : memref<?xvector<4xi32>>
+          %blk = arith.divui %c, %cCpb : index
+          %gi0 = arith.muli %blk, %cN : index
+          %gi = arith.addi %gi0, %n : index
+          %sa = memref.load %scales[%gi] : memref<?xf32>
+          %st = memref.load %shifts[%gi] : memref<?xf32>
+          %xc = arith.muli %c, %c4 : index
+)";
+  for (int word = 0; word < 4; ++word)
+    t += "          %word" + std::to_string(word) + " = vector.extract %wv[" +
+         std::to_string(word) + "] : i32 from vector<4xi32>\n";
+  // The chunk's 32 weights, in k order: code i of word w at bit
+  // (i % 2) * 16 + (i / 2) * 4 is column w * 8 + i.
+  for (int j = 0; j < 32; ++j) {
+    const int word = j / 8, i = j % 8, shift = (i % 2) * 16 + (i / 2) * 4;
+    const std::string J = std::to_string(j);
+    t += "          %sh" + J + " = arith.constant " + std::to_string(shift) +
+         " : i32\n";
+    t += "          %cs" + J + " = arith.shrui %word" + std::to_string(word) +
+         ", %sh" + J + " : i32\n";
+    t += "          %cd" + J + " = arith.andi %cs" + J + ", %mask : i32\n";
+    t += "          %ci" + J + "x = arith.index_cast %cd" + J +
+         " : i32 to index\n";
+    t += "          %lv" + J + " = memref.load %levels[%ci" + J +
+         "x] : memref<?xf32>\n";
+    t += "          %wt" + J + " = math.fma %lv" + J + ", %sa, %st : f32\n";
+  }
+  for (int r = 0; r < T; ++r) {
+    const std::string R = std::to_string(r);
+    std::string acc = "%a" + R;
+    for (int u = 0; u < 4; ++u) {
+      const std::string U = R + "_" + std::to_string(u);
+      t += "          %xo" + U + " = arith.constant " + std::to_string(u) +
+           " : index\n";
+      t += "          %xs" + U + " = arith.addi %xb" + R + ", %xc : index\n";
+      t += "          %xt" + U + " = arith.addi %xs" + U + ", %xo" + U +
+           " : index\n";
+      t += "          %xv" + U + " = memref.load %x[%xt" + U +
+           "] : memref<?xvector<8xf16>>\n";
+      t += "          %xw" + U + " = arith.extf %xv" + U +
+           " : vector<8xf16> to vector<8xf32>\n";
+      for (int e = 0; e < 8; ++e) {
+        const int j = u * 8 + e;
+        const std::string E = U + "_" + std::to_string(e);
+        t += "          %xe" + E + " = vector.extract %xw" + U + "[" +
+             std::to_string(e) + "] : f32 from vector<8xf32>\n";
+        t += "          %ac" + E + " = math.fma %wt" + std::to_string(j) +
+             ", %xe" + E + ", " + acc + " : f32\n";
+        acc = "%ac" + E;
+      }
+    }
+    yields += std::string(r ? ", " : "") + acc;
+  }
+  t += "          scf.yield " + yields + " : " + types + "\n        }\n";
+  for (int i = 0; i < T; ++i) {
+    const std::string s = std::to_string(i);
+    t += "        %live" + s + " = arith.cmpi ult, %ci" + s + ", %mi : index\n";
+    t += "        scf.if %live" + s + " {\n";
+    t += "          %yr" + s + " = arith.muli %ci" + s + ", %cN : index\n";
+    t += "          %yi" + s + " = arith.addi %yr" + s + ", %n : index\n";
+    if (spec.splitK > 1)
+      t += "          %old" + s + " = memref.atomic_rmw addf %acc#" + s +
+           ", %y[%yi" + s + "] : (f32, memref<?xf32>) -> f32\n";
+    else
+      t += "          memref.store %acc#" + s + ", %y[%yi" + s +
+           "] : memref<?xf32>\n";
+    t += "        }\n";
+  }
+  t += R"(      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+  return substitute(t, v);
+}
+
+} // namespace llq::gpu

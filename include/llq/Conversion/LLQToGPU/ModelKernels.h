@@ -161,6 +161,26 @@ struct BiLLMGemvSpec {
 /// The loop nest of \p spec (finalized), as MLIR text.
 std::string billmGemvSource(const BiLLMGemvSpec &spec);
 
+/// A GEMV/skinny GEMM over an NF4 layer: 4-bit codes in the k-chunk layout
+/// (GpuLayout.h), each weight fma(level[code], a, tau) with the block's
+/// decoded constant a and ICQ shift tau (0 without ICQ), which the pack step
+/// decodes from the double-quantized constants into f32 [blocks][N]: the
+/// kernel reproduces NF4's dequantize exactly. Arguments (x:
+/// memref<?xvector<8xf16>>, w: memref<?xvector<4xi32>>, levels:
+/// memref<?xf32> (16), scales, shifts: memref<?xf32>, y: memref<?xf32>,
+/// m: i32). Grid (ceil(n / 128), splitK), block 128.
+struct NF4GemvSpec {
+  int64_t n = 0, k = 0, blockSize = 64;
+  int mTile = 1;
+  int splitK = 0;
+  std::string finalize();
+  std::string kernelName() const;
+  int64_t chunksPerSplit() const;
+};
+
+/// The loop nest of \p spec (finalized), as MLIR text.
+std::string nf4GemvSource(const NF4GemvSpec &spec);
+
 } // namespace llq::gpu
 
 #endif // LLQ_CONVERSION_LLQTOGPU_MODELKERNELS_H

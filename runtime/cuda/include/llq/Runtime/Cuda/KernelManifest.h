@@ -51,12 +51,21 @@
 namespace llq::rt::cuda {
 
 /// Decode and prefill: quantized GEMMs. HGemv: an f16-weight GEMV (layers
-/// left unquantized). PBLLM, BiLLM: GEMVs over those formats' bit planes.
+/// left unquantized). PBLLM, BiLLM (also DB-LLM), NF4: GEMVs over those
+/// formats' packed weights.
 /// Model: one of
 /// the model's other kernels (`op`).
-enum class QGemmKernelKind { Decode, Prefill, HGemv, PBLLM, BiLLM, Model };
+enum class QGemmKernelKind {
+  Decode,
+  Prefill,
+  HGemv,
+  PBLLM,
+  BiLLM,
+  NF4,
+  Model
+};
 
-/// "decode", "prefill", "hgemv", "pbllm", "billm" or "model".
+/// "decode", "prefill", "hgemv", "pbllm", "billm", "nf4" or "model".
 const char *kindName(QGemmKernelKind kind);
 
 struct ManifestModule {

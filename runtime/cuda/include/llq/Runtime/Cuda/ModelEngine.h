@@ -74,7 +74,8 @@ struct LayerEntry {
   bool f16 = false; ///< unquantized: f16 weights, hgemv kernels
   /// "pbllm" for PB-LLM layers (parts signs, salient, offsets, codes, scales,
   /// salient_scales), "billm" or "dbllm" for BiLLM and DB-LLM layers (mask,
-  /// first, second, alphas; the two-plane GEMV); "" otherwise.
+  /// first, second, alphas; the two-plane GEMV), "nf4" (codes, levels,
+  /// scales, shifts); "" otherwise.
   std::string format;
   std::map<std::string, std::string> parts;
   int64_t n = 0, k = 0, groups = 0;
