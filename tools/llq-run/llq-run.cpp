@@ -91,9 +91,36 @@ static void printRow(const float *r, int64_t vocab) {
   llvm::outs() << "\n";
 }
 
-static double seconds(std::chrono::steady_clock::time_point a,
-                      std::chrono::steady_clock::time_point b) {
+using Clock = std::chrono::steady_clock;
+
+static double seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
+}
+
+/// The --time line: setup (compile or load), prefill and decode speed; then
+/// the generated tokens.
+static void report(const char *setup, Clock::time_point start,
+                   Clock::time_point ready, Clock::time_point prefilled,
+                   Clock::time_point done, size_t prompt,
+                   const std::vector<int64_t> &generated) {
+  if (!generated.empty()) {
+    llvm::outs() << "generated:";
+    for (int64_t t : generated)
+      llvm::outs() << " " << t;
+    llvm::outs() << "\n";
+  }
+  if (!timing)
+    return;
+  llvm::errs() << llvm::format("%s %.3f s, prefill %zu tokens %.3f s "
+                               "(%.1f tok/s)",
+                               setup, seconds(start, ready), prompt,
+                               seconds(ready, prefilled),
+                               prompt / seconds(ready, prefilled));
+  if (!generated.empty())
+    llvm::errs() << llvm::format(", decode %zu tokens %.3f s (%.1f tok/s)",
+                                 generated.size(), seconds(prefilled, done),
+                                 generated.size() / seconds(prefilled, done));
+  llvm::errs() << "\n";
 }
 
 /// Runs a compiled model directory with runtime/cuda's engine.
@@ -128,26 +155,10 @@ static int runArtifact(const std::vector<int64_t> &tokens) {
     if (auto s = (*engine)->decode(next, logits.data()); !s)
       return fail(s.message());
   }
-  auto done = std::chrono::steady_clock::now();
-  if (generate) {
-    llvm::outs() << "generated:";
-    for (int64_t t : generated)
-      llvm::outs() << " " << t;
-    llvm::outs() << "\n";
-  }
-  if (timing) {
-    llvm::errs() << "device " << (*engine)->backend().describe() << "\n"
-                 << llvm::format("load %.3f s, prefill %zu tokens %.3f s "
-                                 "(%.1f tok/s)",
-                                 seconds(start, loaded), tokens.size(),
-                                 seconds(loaded, prefilled),
-                                 tokens.size() / seconds(loaded, prefilled));
-    if (generate)
-      llvm::errs() << llvm::format(", decode %u tokens %.3f s (%.1f tok/s)",
-                                   unsigned(generate), seconds(prefilled, done),
-                                   generate / seconds(prefilled, done));
-    llvm::errs() << "\n";
-  }
+  auto done = Clock::now();
+  if (timing)
+    llvm::errs() << "device " << (*engine)->backend().describe() << "\n";
+  report("load", start, loaded, prefilled, done, tokens.size(), generated);
   return 0;
 }
 
@@ -214,25 +225,8 @@ int main(int argc, char **argv) {
       return fail(s.message());
     next = argmax(row(logits, logits.dim(1) - 1), vocab);
   }
-  auto done = std::chrono::steady_clock::now();
-  if (generate) {
-    llvm::outs() << "generated:";
-    for (int64_t t : generated)
-      llvm::outs() << " " << t;
-    llvm::outs() << "\n";
-  }
-  if (timing) {
-    auto secs = seconds;
-    llvm::errs() << llvm::format("compile %.3f s, prefill %zu tokens %.3f s "
-                                 "(%.1f tok/s)",
-                                 secs(start, compiled), tokens.size(),
-                                 secs(compiled, prefilled),
-                                 tokens.size() / secs(compiled, prefilled));
-    if (generate)
-      llvm::errs() << llvm::format(", decode %u tokens %.3f s (%.1f tok/s)",
-                                   unsigned(generate), secs(prefilled, done),
-                                   generate / secs(prefilled, done));
-    llvm::errs() << "\n";
-  }
+  auto done = Clock::now();
+  report("compile", start, compiled, prefilled, done, tokens.size(),
+         generated);
   return 0;
 }

@@ -76,6 +76,38 @@ Half toHalf(const std::vector<float> &v) {
 }
 float hf(uint16_t h) { return quant::halfToFloat(h); }
 
+/// Builds \p nest for the host, JIT-compiles it and runs it on \p p over
+/// all its blocks.
+void runOnHost(const gpu::LoopNestKernel &nest, Params &p) {
+  mlir::DialectRegistry registry;
+  gpu::registerKernelCompilation(registry);
+  mlir::MLIRContext ctx(registry);
+  auto module = gpu::buildHostKernelModule(ctx, {}, {nest});
+  ASSERT_TRUE(module);
+  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
+  auto engine = mlir::ExecutionEngine::create(*module);
+  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
+  auto fn = (*engine)->lookup(nest.name + "_packed");
+  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
+  p.blocks(0, int64_t(1) << 40);
+  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+}
+
+/// y (m rows of n) must be x (m x k) times dense^T (n x k), in float64,
+/// within 1e-5 of the products' magnitude.
+void expectProduct(const std::vector<float> &x, const std::vector<float> &dense,
+                   const std::vector<float> &y, int m, int64_t n, int64_t k) {
+  for (int r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0, mag = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        ref += double(x[r * k + i]) * dense[j * k + i];
+        mag += std::abs(double(x[r * k + i]) * dense[j * k + i]);
+      }
+      EXPECT_NEAR(y[r * n + j], ref, 1e-5 * mag + 1e-7) << r << "," << j;
+    }
+}
+
 class ModelKernelTest : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
@@ -487,20 +519,9 @@ TEST_P(ActQuantDecodeTest, MatchesFakeQuantizedReference) {
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
-  mlir::DialectRegistry registry;
-  gpu::registerKernelCompilation(registry);
-  mlir::MLIRContext ctx(registry);
-  auto module = gpu::buildHostKernelModule(ctx, {spec}, {});
-  ASSERT_TRUE(module);
-  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
-  auto engine = mlir::ExecutionEngine::create(*module);
-  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
-  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
-  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
   Params p;
   p.mem(xh).mem(w).mem(gc.scales).mem(gc.biases).mem(y).i32(c.m);
-  p.blocks(0, int64_t(1) << 40);
-  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+  runOnHost({spec.kernelName(), gpu::buildDecodeActQuantSource(spec)}, p);
 
   double maxRef = 0, maxErr = 0;
   for (int64_t i = 0; i < c.m * c.n; ++i) {
@@ -622,31 +643,12 @@ TEST_P(PBLLMGemvTest, MatchesDequantizedReference) {
   std::vector<uint16_t> bscale = w.binaryScales, sscale = w.salientScales;
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
-  mlir::DialectRegistry registry;
-  gpu::registerKernelCompilation(registry);
-  mlir::MLIRContext ctx(registry);
-  auto module = gpu::buildHostKernelModule(
-      ctx, {}, {{spec.kernelName(), gpu::pbllmGemvSource(spec)}});
-  ASSERT_TRUE(module);
-  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
-  auto engine = mlir::ExecutionEngine::create(*module);
-  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
-  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
-  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
   Params p;
   p.mem(xh).mem(signsT).mem(salientT).mem(offsets).mem(codes).mem(bscale);
-  p.mem(sscale).mem(y).i32(c.m).blocks(0, int64_t(1) << 40);
-  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+  p.mem(sscale).mem(y).i32(c.m);
+  runOnHost({spec.kernelName(), gpu::pbllmGemvSource(spec)}, p);
 
-  for (int r = 0; r < c.m; ++r)
-    for (int64_t n = 0; n < c.n; ++n) {
-      double ref = 0, mag = 0;
-      for (int64_t k = 0; k < c.k; ++k) {
-        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
-        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
-      }
-      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
-    }
+  expectProduct(x, dense, y, c.m, c.n, c.k);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PBLLMGemvTest,
@@ -745,31 +747,12 @@ TEST_P(BiLLMGemvTest, MatchesDequantizedReference) {
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
-  mlir::DialectRegistry registry;
-  gpu::registerKernelCompilation(registry);
-  mlir::MLIRContext ctx(registry);
-  auto module = gpu::buildHostKernelModule(
-      ctx, {}, {{spec.kernelName(), gpu::billmGemvSource(spec)}});
-  ASSERT_TRUE(module);
-  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
-  auto engine = mlir::ExecutionEngine::create(*module);
-  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
-  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
-  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
   Params p;
   p.mem(xh).mem(planes.mask).mem(planes.first).mem(planes.second);
-  p.mem(planes.alphas).mem(y).i32(c.m).blocks(0, int64_t(1) << 40);
-  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+  p.mem(planes.alphas).mem(y).i32(c.m);
+  runOnHost({spec.kernelName(), gpu::billmGemvSource(spec)}, p);
 
-  for (int r = 0; r < c.m; ++r)
-    for (int64_t n = 0; n < c.n; ++n) {
-      double ref = 0, mag = 0;
-      for (int64_t k = 0; k < c.k; ++k) {
-        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
-        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
-      }
-      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
-    }
+  expectProduct(x, dense, y, c.m, c.n, c.k);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BiLLMGemvTest,
@@ -836,31 +819,12 @@ TEST_P(DBLLMGemvTest, MatchesDequantizedReference) {
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
-  mlir::DialectRegistry registry;
-  gpu::registerKernelCompilation(registry);
-  mlir::MLIRContext ctx(registry);
-  auto module = gpu::buildHostKernelModule(
-      ctx, {}, {{spec.kernelName(), gpu::billmGemvSource(spec)}});
-  ASSERT_TRUE(module);
-  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
-  auto engine = mlir::ExecutionEngine::create(*module);
-  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
-  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
-  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
   Params p;
   p.mem(xh).mem(unusedMask).mem(first).mem(second).mem(params).mem(y);
-  p.i32(c.m).blocks(0, int64_t(1) << 40);
-  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+  p.i32(c.m);
+  runOnHost({spec.kernelName(), gpu::billmGemvSource(spec)}, p);
 
-  for (int r = 0; r < c.m; ++r)
-    for (int64_t n = 0; n < c.n; ++n) {
-      double ref = 0, mag = 0;
-      for (int64_t k = 0; k < c.k; ++k) {
-        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
-        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
-      }
-      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
-    }
+  expectProduct(x, dense, y, c.m, c.n, c.k);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, DBLLMGemvTest,
@@ -919,31 +883,12 @@ TEST_P(NF4GemvTest, MatchesDequantizedReference) {
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
-  mlir::DialectRegistry registry;
-  gpu::registerKernelCompilation(registry);
-  mlir::MLIRContext ctx(registry);
-  auto module = gpu::buildHostKernelModule(
-      ctx, {}, {{spec.kernelName(), gpu::nf4GemvSource(spec)}});
-  ASSERT_TRUE(module);
-  ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
-  auto engine = mlir::ExecutionEngine::create(*module);
-  ASSERT_TRUE(bool(engine)) << llvm::toString(engine.takeError());
-  auto fn = (*engine)->lookup(spec.kernelName() + "_packed");
-  ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
   Params p;
   p.mem(xh).mem(g.codes).mem(g.levels).mem(g.scales).mem(g.shifts).mem(y);
-  p.i32(c.m).blocks(0, int64_t(1) << 40);
-  reinterpret_cast<void (*)(void **)>(*fn)(p.data());
+  p.i32(c.m);
+  runOnHost({spec.kernelName(), gpu::nf4GemvSource(spec)}, p);
 
-  for (int r = 0; r < c.m; ++r)
-    for (int64_t n = 0; n < c.n; ++n) {
-      double ref = 0, mag = 0;
-      for (int64_t k = 0; k < c.k; ++k) {
-        ref += double(x[r * c.k + k]) * dense[n * c.k + k];
-        mag += std::abs(double(x[r * c.k + k]) * dense[n * c.k + k]);
-      }
-      EXPECT_NEAR(y[r * c.n + n], ref, 1e-5 * mag + 1e-7) << r << "," << n;
-    }
+  expectProduct(x, dense, y, c.m, c.n, c.k);
 }
 
 INSTANTIATE_TEST_SUITE_P(

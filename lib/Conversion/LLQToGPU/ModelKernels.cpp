@@ -699,19 +699,26 @@ func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<8xf16>>,
 
 } // namespace llq::gpu
 
+
 //===----------------------------------------------------------------------===//
-// PB-LLM GEMV
+// Shared by the GEMVs of the packed formats (PB-LLM, BiLLM / DB-LLM, NF4):
+// one thread per output row n, K split over grid.y in 32-column units.
 //===----------------------------------------------------------------------===//
 
 namespace llq::gpu {
+namespace {
 
-std::string PBLLMGemvSpec::finalize() {
+/// Checks the shape of a packed-format GEMV and picks its K split (enough
+/// blocks for a large GPU, at least 4 words a split). "" or why not.
+std::string finalizeWordGemv(const char *what, int64_t n, int64_t k,
+                             int64_t blockSize, int mTile, int &splitK) {
   if (n <= 0 || k <= 0)
     return "empty shape";
-  if (k % 32)
-    return "K (" + std::to_string(k) + ") must be a multiple of 32";
+  if (k % 32 || blockSize <= 0 || blockSize % 32)
+    return "K (" + std::to_string(k) + ") and the block (" +
+           std::to_string(blockSize) + ") must be multiples of 32";
   if (mTile < 1 || mTile > 4)
-    return "the PB-LLM GEMV handles 1 to 4 rows";
+    return std::string("the ") + what + " GEMV handles 1 to 4 rows";
   const int64_t words = k / 32;
   if (splitK == 0) {
     const int64_t blocks = (n + kHGemvBlock - 1) / kHGemvBlock;
@@ -724,8 +731,96 @@ std::string PBLLMGemvSpec::finalize() {
   return "";
 }
 
-int64_t PBLLMGemvSpec::wordsPerSplit() const {
+int64_t wordsPerSplit(int64_t k, int splitK) {
   return (k / 32 + splitK - 1) / splitK;
+}
+
+/// The frame of the packed-format GEMVs: blocks (bx, split) x threads, the
+/// thread's output row %n (guarded by n < N), and its range [%kfirst,
+/// %klast) of K units (32 columns); {{CONSTS}} holds a kernel's own
+/// constants, and its body follows.
+constexpr const char *kGemvFrameBegin = R"(
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %gx = arith.constant {{GX}} : index
+  %gy = arith.constant {{SPLITS}} : index
+  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %cN = arith.constant {{N}} : index
+      %cUnits = arith.constant {{UNITS}} : index
+      %cPer = arith.constant {{PER_SPLIT}} : index
+      %zero = arith.constant 0.0 : f32
+{{CONSTS}}
+      %mi = arith.index_cast %m : i32 to index
+      %m1 = arith.maxsi %mi, %c1 : index
+      %mlast = arith.subi %m1, %c1 : index
+      %nb = arith.muli %bx, %cT : index
+      %n = arith.addi %nb, %tx : index
+      %inr = arith.cmpi ult, %n, %cN : index
+      scf.if %inr {
+        %kfirst = arith.muli %sp, %cPer : index
+        %end0 = arith.addi %kfirst, %cPer : index
+        %klast = arith.minui %end0, %cUnits : index
+)";
+constexpr const char *kGemvFrameEnd = R"(      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+/// The activation rows of a thread: %ci<r> (the row), %xb<r> (its first
+/// element of x, \p stride elements a row), clamped to m - 1.
+std::string gemvRows(int rows, const std::string &stride) {
+  std::string t;
+  for (int i = 0; i < rows; ++i) {
+    const std::string s = std::to_string(i);
+    t += "        %ci" + s + " = arith.constant " + s + " : index\n";
+    t += "        %r" + s + " = arith.minui %mlast, %ci" + s + " : index\n";
+    t += "        %xb" + s + " = arith.muli %r" + s + ", " + stride +
+         " : index\n";
+  }
+  return t;
+}
+
+/// Stores (or, split, adds) value(r) into y[r, n] for the rows below m.
+template <typename Value>
+std::string gemvStoreRows(int rows, bool atomic, Value value) {
+  std::string t;
+  for (int i = 0; i < rows; ++i) {
+    const std::string s = std::to_string(i);
+    t += "        %live" + s + " = arith.cmpi ult, %ci" + s + ", %mi : index\n";
+    t += "        scf.if %live" + s + " {\n";
+    std::string v = value(i, t);
+    t += "          %yr" + s + " = arith.muli %ci" + s + ", %cN : index\n";
+    t += "          %yi" + s + " = arith.addi %yr" + s + ", %n : index\n";
+    if (atomic)
+      t += "          %old" + s + " = memref.atomic_rmw addf " + v + ", %y[%yi" +
+           s + "] : (f32, memref<?xf32>) -> f32\n";
+    else
+      t += "          memref.store " + v + ", %y[%yi" + s +
+           "] : memref<?xf32>\n";
+    t += "        }\n";
+  }
+  return t;
+}
+
+} // namespace
+} // namespace llq::gpu
+
+//===----------------------------------------------------------------------===//
+// PB-LLM GEMV
+//===----------------------------------------------------------------------===//
+
+namespace llq::gpu {
+
+std::string PBLLMGemvSpec::finalize() {
+  return finalizeWordGemv("PB-LLM", n, k, 32, mTile, splitK);
+}
+
+int64_t PBLLMGemvSpec::wordsPerSplit() const {
+  return gpu::wordsPerSplit(k, splitK);
 }
 
 std::string PBLLMGemvSpec::kernelName() const {
@@ -746,12 +841,15 @@ std::string pbllmGemvSource(const PBLLMGemvSpec &spec) {
       {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
       {"MAP_THREADS", kMapThreads},
       {"MAP_BLOCKS", kMapBlocks}};
-  std::string iters, types, yields, rows;
+  v["UNITS"] = std::to_string(spec.k / 32);
+  v["CONSTS"] = "      %c32 = arith.constant 32 : index\n"
+                "      %cK = arith.constant " + std::to_string(spec.k) +
+                " : index\n"
+                "      %i1 = arith.constant 1 : i32\n"
+                "      %i0 = arith.constant 0 : i32";
+  std::string iters, types, yields, rows = gemvRows(T, "%cK");
   for (int i = 0; i < T; ++i) {
     const std::string s = std::to_string(i);
-    rows += "        %ci" + s + " = arith.constant " + s + " : index\n";
-    rows += "        %r" + s + " = arith.minui %mlast, %ci" + s + " : index\n";
-    rows += "        %xb" + s + " = arith.muli %r" + s + ", %cK : index\n";
     iters += ", %b" + s + " = %zero, %s" + s + " = %zero";
     types += ", f32, f32";
   }
@@ -760,36 +858,11 @@ func.func @{{NAME}}(%x: memref<?xf16>, %signs: memref<?xi32>,
                     %salient: memref<?xi32>, %offsets: memref<?xi32>,
                     %codes: memref<?xi8>, %bscale: memref<?xf16>,
                     %sscale: memref<?xf16>, %y: memref<?xf32>, %m: i32) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %cT = arith.constant {{BLOCK}} : index
-  %gx = arith.constant {{GX}} : index
-  %gy = arith.constant {{SPLITS}} : index
-  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
-    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
-      %c32 = arith.constant 32 : index
-      %cN = arith.constant {{N}} : index
-      %cK = arith.constant {{K}} : index
-      %cWords = arith.constant {{WORDS}} : index
-      %cPer = arith.constant {{PER_SPLIT}} : index
-      %zero = arith.constant 0.0 : f32
-      %i1 = arith.constant 1 : i32
-      %i0 = arith.constant 0 : i32
-      %mi = arith.index_cast %m : i32 to index
-      %m1 = arith.maxsi %mi, %c1 : index
-      %mlast = arith.subi %m1, %c1 : index
-      %nb = arith.muli %bx, %cT : index
-      %n = arith.addi %nb, %tx : index
-      %inr = arith.cmpi ult, %n, %cN : index
-      scf.if %inr {
-        %first = arith.muli %sp, %cPer : index
-        %end0 = arith.addi %first, %cPer : index
-        %last = arith.minui %end0, %cWords : index
-)" + rows + R"(
+)" + std::string(kGemvFrameBegin).substr(1) + R"()" + rows + R"(
         // The split's first code: the row's offset plus the salient bits of
         // the words before the split.
         %off32 = memref.load %offsets[%n] : memref<?xi32>
-        %before = scf.for %w = %c0 to %first step %c1 iter_args(%a = %off32) -> i32 {
+        %before = scf.for %w = %c0 to %kfirst step %c1 iter_args(%a = %off32) -> i32 {
           %wi0 = arith.muli %w, %cN : index
           %wi = arith.addi %wi0, %n : index
           %lw = memref.load %salient[%wi] : memref<?xi32>
@@ -797,7 +870,7 @@ func.func @{{NAME}}(%x: memref<?xf16>, %signs: memref<?xi32>,
           %na = arith.addi %a, %pc : i32
           scf.yield %na : i32
         }
-        %acc:{{RESULTS}} = scf.for %w = %first to %last step %c1 iter_args(%ptr = %before{{ITERS}}) -> (i32{{TYPES}}) {
+        %acc:{{RESULTS}} = scf.for %w = %kfirst to %klast step %c1 iter_args(%ptr = %before{{ITERS}}) -> (i32{{TYPES}}) {
           %wi0 = arith.muli %w, %cN : index
           %wi = arith.addi %wi0, %n : index
           %sw = memref.load %signs[%wi] : memref<?xi32>
@@ -843,43 +916,25 @@ func.func @{{NAME}}(%x: memref<?xf16>, %signs: memref<?xi32>,
     innerYields += ", %nb" + s + ", %ns" + s;
     outerYields += ", %inner#" + std::to_string(1 + 2 * i) + ", %inner#" +
                    std::to_string(2 + 2 * i);
-    finals += "        %live" + s + " = arith.cmpi ult, %ci" + s +
-              ", %mi : index\n";
-    finals += "        scf.if %live" + s + " {\n";
-    finals += "          %bsh" + s + " = memref.load %bscale[%n] : "
-              "memref<?xf16>\n";
-    finals += "          %ssh" + s + " = memref.load %sscale[%n] : "
-              "memref<?xf16>\n";
-    finals += "          %bsf" + s + " = arith.extf %bsh" + s +
-              " : f16 to f32\n";
-    finals += "          %ssf" + s + " = arith.extf %ssh" + s +
-              " : f16 to f32\n";
-    finals += "          %yb" + s + " = arith.mulf %acc#" +
-              std::to_string(1 + 2 * i) + ", %bsf" + s + " : f32\n";
-    finals += "          %yv" + s + " = math.fma %acc#" +
-              std::to_string(2 + 2 * i) + ", %ssf" + s + ", %yb" + s +
-              " : f32\n";
-    finals += "          %yr" + s + " = arith.muli %ci" + s + ", %cN : index\n";
-    finals += "          %yi" + s + " = arith.addi %yr" + s + ", %n : index\n";
-    if (spec.splitK > 1)
-      finals += "          %old" + s + " = memref.atomic_rmw addf %yv" + s +
-                ", %y[%yi" + s + "] : (f32, memref<?xf32>) -> f32\n";
-    else
-      finals += "          memref.store %yv" + s + ", %y[%yi" + s +
-                "] : memref<?xf32>\n";
-    finals += "        }\n";
   }
+  finals = gemvStoreRows(T, spec.splitK > 1, [](int i, std::string &t) {
+    const std::string s = std::to_string(i);
+    t += "          %bsh" + s + " = memref.load %bscale[%n] : memref<?xf16>\n";
+    t += "          %ssh" + s + " = memref.load %sscale[%n] : memref<?xf16>\n";
+    t += "          %bsf" + s + " = arith.extf %bsh" + s + " : f16 to f32\n";
+    t += "          %ssf" + s + " = arith.extf %ssh" + s + " : f16 to f32\n";
+    t += "          %yb" + s + " = arith.mulf %acc#" + std::to_string(1 + 2 * i) +
+         ", %bsf" + s + " : f32\n";
+    t += "          %yv" + s + " = math.fma %acc#" + std::to_string(2 + 2 * i) +
+         ", %ssf" + s + ", %yb" + s + " : f32\n";
+    return "%yv" + s;
+  });
   t += "            scf.yield %np" + innerYields + " : i32{{TYPES}}\n";
   t += "          }\n";
   t += "          scf.yield %inner#0" + outerYields + " : i32{{TYPES}}\n";
   t += "        }\n";
   t += finals;
-  t += R"(      }
-    } {{MAP_THREADS}}
-  } {{MAP_BLOCKS}}
-  return
-}
-)";
+  t += kGemvFrameEnd;
   v["RESULTS"] = std::to_string(1 + 2 * T);
   v["ITERS"] = iters;
   v["TYPES"] = types;
@@ -910,27 +965,11 @@ func.func @{{NAME}}(%x: memref<?xf16>, %signs: memref<?xi32>,
 namespace llq::gpu {
 
 std::string BiLLMGemvSpec::finalize() {
-  if (n <= 0 || k <= 0)
-    return "empty shape";
-  if (k % 32 || blockSize <= 0 || blockSize % 32)
-    return "K (" + std::to_string(k) + ") and the block (" +
-           std::to_string(blockSize) + ") must be multiples of 32";
-  if (mTile < 1 || mTile > 4)
-    return "the BiLLM GEMV handles 1 to 4 rows";
-  const int64_t words = k / 32;
-  if (splitK == 0) {
-    const int64_t blocks = (n + kHGemvBlock - 1) / kHGemvBlock;
-    int64_t s = (528 + blocks - 1) / blocks;
-    s = std::min<int64_t>(s, std::max<int64_t>(1, words / 4));
-    splitK = static_cast<int>(std::max<int64_t>(1, s));
-  }
-  if (splitK < 1 || splitK > words)
-    return "split-K must be between 1 and K / 32";
-  return "";
+  return finalizeWordGemv("BiLLM", n, k, blockSize, mTile, splitK);
 }
 
 int64_t BiLLMGemvSpec::wordsPerSplit() const {
-  return (k / 32 + splitK - 1) / splitK;
+  return gpu::wordsPerSplit(k, splitK);
 }
 
 std::string BiLLMGemvSpec::kernelName() const {
@@ -954,12 +993,23 @@ std::string billmGemvSource(const BiLLMGemvSpec &spec) {
       {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
       {"MAP_THREADS", kMapThreads},
       {"MAP_BLOCKS", kMapBlocks}};
-  std::string rows, iters, types, yields;
+  v["UNITS"] = std::to_string(spec.k / 32);
+  v["CONSTS"] = "      %c2 = arith.constant 2 : index\n"
+                "      %c3 = arith.constant 3 : index\n"
+                "      %cP = arith.constant " +
+                std::string(spec.dbllm ? "3" : "4") +
+                " : index\n"
+                "      %c32 = arith.constant 32 : index\n"
+                "      %cK = arith.constant " + std::to_string(spec.k) +
+                " : index\n"
+                "      %cWpb = arith.constant " +
+                std::to_string(spec.blockSize / 32) +
+                " : index\n"
+                "      %i1 = arith.constant 1 : i32\n"
+                "      %i0 = arith.constant 0 : i32";
+  std::string rows = gemvRows(T, "%cK"), iters, types, yields;
   for (int i = 0; i < T; ++i) {
     const std::string s = std::to_string(i);
-    rows += "        %ci" + s + " = arith.constant " + s + " : index\n";
-    rows += "        %r" + s + " = arith.minui %mlast, %ci" + s + " : index\n";
-    rows += "        %xb" + s + " = arith.muli %r" + s + ", %cK : index\n";
     iters += std::string(i ? ", " : "") + "%y" + s + " = %zero";
     types += std::string(i ? ", " : "") + "f32";
   }
@@ -967,37 +1017,8 @@ std::string billmGemvSource(const BiLLMGemvSpec &spec) {
 func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
                     %first: memref<?xi32>, %second: memref<?xi32>,
                     %alphas: memref<?xf16>, %y: memref<?xf32>, %m: i32) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %cT = arith.constant {{BLOCK}} : index
-  %gx = arith.constant {{GX}} : index
-  %gy = arith.constant {{SPLITS}} : index
-  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
-    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
-      %c2 = arith.constant 2 : index
-      %c3 = arith.constant 3 : index
-      %cP = arith.constant {{PARAMS}} : index
-      %c32 = arith.constant 32 : index
-      %cN = arith.constant {{N}} : index
-      %cK = arith.constant {{K}} : index
-      %cWords = arith.constant {{WORDS}} : index
-      %cWpb = arith.constant {{WORDS_PER_BLOCK}} : index
-      %cPer = arith.constant {{PER_SPLIT}} : index
-      %zero = arith.constant 0.0 : f32
-      %i1 = arith.constant 1 : i32
-      %i0 = arith.constant 0 : i32
-      %mi = arith.index_cast %m : i32 to index
-      %m1 = arith.maxsi %mi, %c1 : index
-      %mlast = arith.subi %m1, %c1 : index
-      %nb = arith.muli %bx, %cT : index
-      %n = arith.addi %nb, %tx : index
-      %inr = arith.cmpi ult, %n, %cN : index
-      scf.if %inr {
-        %wfirst = arith.muli %sp, %cPer : index
-        %end0 = arith.addi %wfirst, %cPer : index
-        %wlast = arith.minui %end0, %cWords : index
-)" + rows + R"(
-        %acc:{{T}} = scf.for %w = %wfirst to %wlast step %c1 iter_args()" +
+)" + std::string(kGemvFrameBegin).substr(1) + R"()" + rows + R"(
+        %acc:{{T}} = scf.for %w = %kfirst to %klast step %c1 iter_args()" +
                   iters + R"() -> ()" + types + R"() {
           %wi0 = arith.muli %w, %cN : index
           %wi = arith.addi %wi0, %n : index
@@ -1109,26 +1130,10 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
   }
   t += "          scf.yield " + outYields + " : " + types + "\n";
   t += "        }\n";
-  for (int i = 0; i < T; ++i) {
-    const std::string s = std::to_string(i);
-    t += "        %live" + s + " = arith.cmpi ult, %ci" + s + ", %mi : index\n";
-    t += "        scf.if %live" + s + " {\n";
-    t += "          %yr" + s + " = arith.muli %ci" + s + ", %cN : index\n";
-    t += "          %yi" + s + " = arith.addi %yr" + s + ", %n : index\n";
-    if (spec.splitK > 1)
-      t += "          %old" + s + " = memref.atomic_rmw addf %acc#" + s +
-           ", %y[%yi" + s + "] : (f32, memref<?xf32>) -> f32\n";
-    else
-      t += "          memref.store %acc#" + s + ", %y[%yi" + s +
-           "] : memref<?xf32>\n";
-    t += "        }\n";
-  }
-  t += R"(      }
-    } {{MAP_THREADS}}
-  } {{MAP_BLOCKS}}
-  return
-}
-)";
+  t += gemvStoreRows(T, spec.splitK > 1, [](int i, std::string &) {
+    return "%acc#" + std::to_string(i);
+  });
+  t += kGemvFrameEnd;
   v["T"] = std::to_string(T);
   v["PARAMS"] = spec.dbllm ? "3" : "4";
   v["MASK_LOAD"] = spec.dbllm
@@ -1154,27 +1159,11 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
 namespace llq::gpu {
 
 std::string NF4GemvSpec::finalize() {
-  if (n <= 0 || k <= 0)
-    return "empty shape";
-  if (k % 32 || blockSize <= 0 || blockSize % 32)
-    return "K (" + std::to_string(k) + ") and the block (" +
-           std::to_string(blockSize) + ") must be multiples of 32";
-  if (mTile < 1 || mTile > 4)
-    return "the NF4 GEMV handles 1 to 4 rows";
-  const int64_t chunks = k / 32;
-  if (splitK == 0) {
-    const int64_t blocks = (n + kHGemvBlock - 1) / kHGemvBlock;
-    int64_t s = (528 + blocks - 1) / blocks;
-    s = std::min<int64_t>(s, std::max<int64_t>(1, chunks / 4));
-    splitK = static_cast<int>(std::max<int64_t>(1, s));
-  }
-  if (splitK < 1 || splitK > chunks)
-    return "split-K must be between 1 and K / 32";
-  return "";
+  return finalizeWordGemv("NF4", n, k, blockSize, mTile, splitK);
 }
 
 int64_t NF4GemvSpec::chunksPerSplit() const {
-  return (k / 32 + splitK - 1) / splitK;
+  return gpu::wordsPerSplit(k, splitK);
 }
 
 std::string NF4GemvSpec::kernelName() const {
@@ -1197,47 +1186,28 @@ std::string nf4GemvSource(const NF4GemvSpec &spec) {
       {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
       {"MAP_THREADS", kMapThreads},
       {"MAP_BLOCKS", kMapBlocks}};
+  v["UNITS"] = std::to_string(spec.k / 32);
+  v["CONSTS"] = "      %c4 = arith.constant 4 : index\n"
+                "      %cXRow = arith.constant " + std::to_string(spec.k / 8) +
+                " : index\n"
+                "      %cCpb = arith.constant " +
+                std::to_string(spec.blockSize / 32) +
+                " : index\n"
+                "      %mask = arith.constant 15 : i32";
   std::string t = R"(
 func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<4xi32>>,
                     %levels: memref<?xf32>, %scales: memref<?xf32>,
                     %shifts: memref<?xf32>, %y: memref<?xf32>, %m: i32) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %cT = arith.constant {{BLOCK}} : index
-  %gx = arith.constant {{GX}} : index
-  %gy = arith.constant {{SPLITS}} : index
-  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) {
-    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
-      %c4 = arith.constant 4 : index
-      %cN = arith.constant {{N}} : index
-      %cXRow = arith.constant {{XROW}} : index
-      %cChunks = arith.constant {{CHUNKS}} : index
-      %cCpb = arith.constant {{CHUNKS_PER_BLOCK}} : index
-      %cPer = arith.constant {{PER_SPLIT}} : index
-      %zero = arith.constant 0.0 : f32
-      %mask = arith.constant 15 : i32
-      %mi = arith.index_cast %m : i32 to index
-      %m1 = arith.maxsi %mi, %c1 : index
-      %mlast = arith.subi %m1, %c1 : index
-      %nb = arith.muli %bx, %cT : index
-      %n = arith.addi %nb, %tx : index
-      %inr = arith.cmpi ult, %n, %cN : index
-      scf.if %inr {
-        %first = arith.muli %sp, %cPer : index
-        %end0 = arith.addi %first, %cPer : index
-        %last = arith.minui %end0, %cChunks : index
-)";
+)" + std::string(kGemvFrameBegin).substr(1) + R"()";
   std::string iters, types, yields;
+  t += gemvRows(T, "%cXRow");
   for (int i = 0; i < T; ++i) {
     const std::string s = std::to_string(i);
-    t += "        %ci" + s + " = arith.constant " + s + " : index\n";
-    t += "        %r" + s + " = arith.minui %mlast, %ci" + s + " : index\n";
-    t += "        %xb" + s + " = arith.muli %r" + s + ", %cXRow : index\n";
     iters += std::string(i ? ", " : "") + "%a" + s + " = %zero";
     types += std::string(i ? ", " : "") + "f32";
   }
   t += "        %acc:" + std::to_string(T) +
-       " = scf.for %c = %first to %last step %c1 iter_args(" + iters +
+       " = scf.for %c = %kfirst to %klast step %c1 iter_args(" + iters +
        ") -> (" + types + ") {\n";
   t += R"(          %wi0 = arith.muli %c, %cN : index
           %wi = arith.addi %wi0, %n : index
@@ -1295,26 +1265,10 @@ func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<4xi32>>,
     yields += std::string(r ? ", " : "") + acc;
   }
   t += "          scf.yield " + yields + " : " + types + "\n        }\n";
-  for (int i = 0; i < T; ++i) {
-    const std::string s = std::to_string(i);
-    t += "        %live" + s + " = arith.cmpi ult, %ci" + s + ", %mi : index\n";
-    t += "        scf.if %live" + s + " {\n";
-    t += "          %yr" + s + " = arith.muli %ci" + s + ", %cN : index\n";
-    t += "          %yi" + s + " = arith.addi %yr" + s + ", %n : index\n";
-    if (spec.splitK > 1)
-      t += "          %old" + s + " = memref.atomic_rmw addf %acc#" + s +
-           ", %y[%yi" + s + "] : (f32, memref<?xf32>) -> f32\n";
-    else
-      t += "          memref.store %acc#" + s + ", %y[%yi" + s +
-           "] : memref<?xf32>\n";
-    t += "        }\n";
-  }
-  t += R"(      }
-    } {{MAP_THREADS}}
-  } {{MAP_BLOCKS}}
-  return
-}
-)";
+  t += gemvStoreRows(T, spec.splitK > 1, [](int i, std::string &) {
+    return "%acc#" + std::to_string(i);
+  });
+  t += kGemvFrameEnd;
   return substitute(t, v);
 }
 

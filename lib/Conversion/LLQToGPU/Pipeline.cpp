@@ -262,18 +262,26 @@ std::string findPtxas() {
 }
 } // namespace
 
-llvm::Expected<Cubin> assemblePtx(StringRef ptx, StringRef chip) {
-  std::string ptxas = findPtxas();
-  if (ptxas.empty())
-    return llvm::createStringError(
-        "ptxas not found: set LLQ_PTXAS or CUDA_HOME, or install the CUDA "
-        "toolkit in /usr/local/cuda");
+namespace {
+/// What a tool run produced: its output file and what it printed.
+struct ToolRun {
+  std::string output, log;
+};
+
+/// Writes \p input to a temporary file, runs \p program with \p args in
+/// which "{in}" and "{out}" stand for the input and output files, and
+/// returns the output file and the tool's stdout + stderr; \p what names the
+/// step in errors. The temporary files are removed.
+llvm::Expected<ToolRun> runTool(const std::string &program,
+                                ArrayRef<std::string> args, StringRef input,
+                                StringRef inSuffix, StringRef outSuffix,
+                                const std::string &what) {
   llvm::SmallString<128> in, out, log;
-  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-kernels", "ptx", in))
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq", inSuffix, in))
     return llvm::errorCodeToError(ec);
-  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-kernels", "cubin", out))
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq", outSuffix, out))
     return llvm::errorCodeToError(ec);
-  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-ptxas", "log", log))
+  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-tool", "log", log))
     return llvm::errorCodeToError(ec);
   auto cleanup = llvm::make_scope_exit([&] {
     llvm::sys::fs::remove(in);
@@ -285,27 +293,45 @@ llvm::Expected<Cubin> assemblePtx(StringRef ptx, StringRef chip) {
     llvm::raw_fd_ostream os(in, ec);
     if (ec)
       return llvm::errorCodeToError(ec);
-    os << ptx;
+    os << input;
   }
-  std::string arch = "-arch=" + chip.str();
-  llvm::SmallVector<StringRef> args = {ptxas, arch, "-O3", "-v",
-                                       in,    "-o", out};
+  std::vector<std::string> expanded = {program};
+  for (const std::string &a : args)
+    expanded.push_back(a == "{in}" ? std::string(in) : a == "{out}"
+                                                           ? std::string(out)
+                                                           : a);
+  llvm::SmallVector<StringRef> argv(expanded.begin(), expanded.end());
   std::optional<StringRef> redirects[] = {std::nullopt, log.str(), log.str()};
   std::string message;
-  int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects, 0, 0,
-                                     &message);
+  int rc = llvm::sys::ExecuteAndWait(program, argv, std::nullopt, redirects, 0,
+                                     0, &message);
   auto report = llvm::MemoryBuffer::getFile(log);
   std::string text = report ? (*report)->getBuffer().str() : "";
   if (rc != 0)
-    return llvm::createStringError("ptxas " + arch + " failed (" +
-                                   (message.empty() ? "exit " +
-                                                          std::to_string(rc)
-                                                    : message) +
-                                   "):\n" + text);
-  auto cubin = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
-  if (!cubin)
-    return llvm::errorCodeToError(cubin.getError());
-  return Cubin{(*cubin)->getBuffer().str(), text};
+    return llvm::createStringError(
+        what + " failed (" +
+        (message.empty() ? "exit " + std::to_string(rc) : message) + "):\n" +
+        text);
+  auto result = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
+  if (!result)
+    return llvm::errorCodeToError(result.getError());
+  return ToolRun{(*result)->getBuffer().str(), text};
+}
+} // namespace
+
+llvm::Expected<Cubin> assemblePtx(StringRef ptx, StringRef chip) {
+  std::string ptxas = findPtxas();
+  if (ptxas.empty())
+    return llvm::createStringError(
+        "ptxas not found: set LLQ_PTXAS or CUDA_HOME, or install the CUDA "
+        "toolkit in /usr/local/cuda");
+  std::string arch = "-arch=" + chip.str();
+  llvm::Expected<ToolRun> run =
+      runTool(ptxas, {arch, "-O3", "-v", "{in}", "-o", "{out}"}, ptx, "ptx",
+              "cubin", "ptxas " + arch);
+  if (!run)
+    return run.takeError();
+  return Cubin{std::move(run->output), std::move(run->log)};
 }
 
 OwningOpRef<ModuleOp> buildHostKernelModule(MLIRContext &ctx,
@@ -455,40 +481,12 @@ llvm::Expected<std::string> linkSharedLibrary(StringRef object) {
   if (cc.empty())
     return llvm::createStringError("no C compiler (cc, gcc or clang) to link "
                                    "the host kernels with; set CC");
-  llvm::SmallString<128> in, out, log;
-  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-host", "o", in))
-    return llvm::errorCodeToError(ec);
-  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-host", "so", out))
-    return llvm::errorCodeToError(ec);
-  if (auto ec = llvm::sys::fs::createTemporaryFile("llq-link", "log", log))
-    return llvm::errorCodeToError(ec);
-  auto cleanup = llvm::make_scope_exit([&] {
-    llvm::sys::fs::remove(in);
-    llvm::sys::fs::remove(out);
-    llvm::sys::fs::remove(log);
-  });
-  {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(in, ec);
-    if (ec)
-      return llvm::errorCodeToError(ec);
-    os << object;
-  }
-  llvm::SmallVector<StringRef> args = {cc, "-shared", "-o", out, in, "-lm"};
-  std::optional<StringRef> redirects[] = {std::nullopt, log.str(), log.str()};
-  std::string message;
-  int rc = llvm::sys::ExecuteAndWait(cc, args, std::nullopt, redirects, 0, 0,
-                                     &message);
-  if (rc != 0) {
-    auto text = llvm::MemoryBuffer::getFile(log);
-    return llvm::createStringError(
-        "linking the host kernels failed (" + cc + "): " + message +
-        (text ? "\n" + (*text)->getBuffer().str() : std::string()));
-  }
-  auto library = llvm::MemoryBuffer::getFile(out, /*IsText=*/false);
-  if (!library)
-    return llvm::errorCodeToError(library.getError());
-  return (*library)->getBuffer().str();
+  llvm::Expected<ToolRun> run =
+      runTool(cc, {"-shared", "-o", "{out}", "{in}", "-lm"}, object, "o", "so",
+              "linking the host kernels with " + cc);
+  if (!run)
+    return run.takeError();
+  return std::move(run->output);
 }
 
 LogicalResult lowerLoopNestsForHost(ModuleOp module) {
