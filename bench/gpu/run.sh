@@ -103,7 +103,7 @@ if [[ -f "$KERNEL_DIR/model-cuda/model.txt" && -f "$KERNEL_DIR/model-cpu/model.t
   "${CC:-gcc}" -std=c99 -O2 -Iruntime/cuda/include \
     -c bench/gpu/model_check.c -o "$BUILD_DIR/model_check.o"
   "$CXX" "$BUILD_DIR/model_check.o" "${runtime_objs[@]}" \
-    -o "$BUILD_DIR/model_check" -ldl -lm
+    -o "$BUILD_DIR/model_check" -ldl -lm -lpthread
   echo "== whole model: $KERNEL_DIR/model-cuda vs $KERNEL_DIR/model-cpu"
   "$BUILD_DIR/model_check" "$KERNEL_DIR/model-cuda" "$KERNEL_DIR/model-cpu" \
     32 1 504 3458 282 253 1345 30 2 || MODEL_RC=$?
