@@ -76,6 +76,25 @@ Half toHalf(const std::vector<float> &v) {
 }
 float hf(uint16_t h) { return quant::halfToFloat(h); }
 
+/// A parameterized test of JIT-run kernels (the host target initialized).
+template <typename P> class JitTest : public ::testing::TestWithParam<P> {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  }
+};
+
+/// \p tile rows of \p k activations, the first \p m uniform in [-1, 1]
+/// and rounded to f16, the others zero.
+std::vector<float> randomRows(std::mt19937 &rng, int tile, int m, int64_t k) {
+  std::uniform_real_distribution<float> uni(-1, 1);
+  std::vector<float> x(tile * k, 0.0f);
+  for (int64_t i = 0; i < m * k; ++i)
+    x[i] = quant::roundToHalf(uni(rng));
+  return x;
+}
+
 /// Builds \p nest for the host, JIT-compiles it and runs it on \p p over
 /// all its blocks.
 void runOnHost(const gpu::LoopNestKernel &nest, Params &p) {
@@ -450,13 +469,7 @@ struct ActCase {
   float step; // 0: per token
 };
 
-class ActQuantDecodeTest : public ::testing::TestWithParam<ActCase> {
-protected:
-  static void SetUpTestSuite() {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-  }
-};
+using ActQuantDecodeTest = JitTest<ActCase>;
 
 // y = fakequant(x) W^T, where fakequant rounds x / s half to even, clamps to
 // [-qmax - 1, qmax] and multiplies by s (s = max|x_row| / qmax, or the step):
@@ -577,13 +590,7 @@ struct PBCase {
   int mTile, splitK, m;
 };
 
-class PBLLMGemvTest : public ::testing::TestWithParam<PBCase> {
-protected:
-  static void SetUpTestSuite() {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-  }
-};
+using PBLLMGemvTest = JitTest<PBCase>;
 
 // y = x W^T with W decoded by the format's own dequantize (Binarize.h).
 TEST_P(PBLLMGemvTest, MatchesDequantizedReference) {
@@ -624,10 +631,7 @@ TEST_P(PBLLMGemvTest, MatchesDequantizedReference) {
   std::vector<float> dense(c.n * c.k);
   quant::dequantize(w, dense.data());
 
-  std::uniform_real_distribution<float> uni(-1, 1);
-  std::vector<float> x(c.mTile * c.k, 0.0f);
-  for (int64_t i = 0; i < c.m * c.k; ++i)
-    x[i] = quant::roundToHalf(uni(rng));
+  std::vector<float> x = randomRows(rng, c.mTile, c.m, c.k);
   Half xh = toHalf(x);
   // The bit planes, transposed to [K / 32][N].
   std::vector<uint32_t> signsT(words * c.n), salientT(words * c.n);
@@ -683,13 +687,7 @@ struct BiCase {
   int mTile, splitK, m;
 };
 
-class BiLLMGemvTest : public ::testing::TestWithParam<BiCase> {
-protected:
-  static void SetUpTestSuite() {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-  }
-};
+using BiLLMGemvTest = JitTest<BiCase>;
 
 // y = x W^T with W decoded by BiLLM's own dequantize (Binarize.h), the GPU
 // planes built by the pack step's makeBiLLMGpuPlanes.
@@ -740,10 +738,7 @@ TEST_P(BiLLMGemvTest, MatchesDequantizedReference) {
       error))
       << error;
 
-  std::uniform_real_distribution<float> uni(-1, 1);
-  std::vector<float> x(c.mTile * c.k, 0.0f);
-  for (int64_t i = 0; i < c.m * c.k; ++i)
-    x[i] = quant::roundToHalf(uni(rng));
+  std::vector<float> x = randomRows(rng, c.mTile, c.m, c.k);
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
@@ -764,13 +759,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, BiLLMGemvTest,
 
 namespace {
 
-class DBLLMGemvTest : public ::testing::TestWithParam<BiCase> {
-protected:
-  static void SetUpTestSuite() {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-  }
-};
+using DBLLMGemvTest = JitTest<BiCase>;
 
 // The two-plane GEMV in its DB-LLM form vs DB-LLM's own dequantize.
 TEST_P(DBLLMGemvTest, MatchesDequantizedReference) {
@@ -812,10 +801,7 @@ TEST_P(DBLLMGemvTest, MatchesDequantizedReference) {
                               params.data());
   std::vector<uint32_t> unusedMask(1, 0);
 
-  std::uniform_real_distribution<float> uni(-1, 1);
-  std::vector<float> x(c.mTile * c.k, 0.0f);
-  for (int64_t i = 0; i < c.m * c.k; ++i)
-    x[i] = quant::roundToHalf(uni(rng));
+  std::vector<float> x = randomRows(rng, c.mTile, c.m, c.k);
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
@@ -842,13 +828,7 @@ struct NF4Case {
   bool icq;
 };
 
-class NF4GemvTest : public ::testing::TestWithParam<NF4Case> {
-protected:
-  static void SetUpTestSuite() {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-  }
-};
+using NF4GemvTest = JitTest<NF4Case>;
 
 // y = x W^T with W from NF4's dequantize; the kernel's weights are computed
 // with the same fma, so only the sums' order differs.
@@ -876,10 +856,7 @@ TEST_P(NF4GemvTest, MatchesDequantizedReference) {
   quant::dequantize(w, dense.data());
   quant::NF4GpuLayer g = quant::makeNF4GpuLayer(w);
 
-  std::uniform_real_distribution<float> uni(-1, 1);
-  std::vector<float> x(c.mTile * c.k, 0.0f);
-  for (int64_t i = 0; i < c.m * c.k; ++i)
-    x[i] = quant::roundToHalf(uni(rng));
+  std::vector<float> x = randomRows(rng, c.mTile, c.m, c.k);
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 

@@ -697,15 +697,11 @@ func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<8xf16>>,
   return substitute(text, v);
 }
 
-} // namespace llq::gpu
-
-
 //===----------------------------------------------------------------------===//
 // Shared by the GEMVs of the packed formats (PB-LLM, BiLLM / DB-LLM, NF4):
 // one thread per output row n, K split over grid.y in 32-column units.
 //===----------------------------------------------------------------------===//
 
-namespace llq::gpu {
 namespace {
 
 /// Checks the shape of a packed-format GEMV and picks its K split (enough
@@ -807,13 +803,10 @@ std::string gemvStoreRows(int rows, bool atomic, Value value) {
 }
 
 } // namespace
-} // namespace llq::gpu
 
 //===----------------------------------------------------------------------===//
 // PB-LLM GEMV
 //===----------------------------------------------------------------------===//
-
-namespace llq::gpu {
 
 std::string PBLLMGemvSpec::finalize() {
   return finalizeWordGemv("PB-LLM", n, k, 32, mTile, splitK);
@@ -956,13 +949,9 @@ func.func @{{NAME}}(%x: memref<?xf16>, %signs: memref<?xi32>,
   return clean;
 }
 
-} // namespace llq::gpu
-
 //===----------------------------------------------------------------------===//
 // BiLLM GEMV
 //===----------------------------------------------------------------------===//
-
-namespace llq::gpu {
 
 std::string BiLLMGemvSpec::finalize() {
   return finalizeWordGemv("BiLLM", n, k, blockSize, mTile, splitK);
@@ -1150,13 +1139,9 @@ func.func @{{NAME}}(%x: memref<?xf16>, %mask: memref<?xi32>,
   return substitute(t, v);
 }
 
-} // namespace llq::gpu
-
 //===----------------------------------------------------------------------===//
 // NF4 GEMV
 //===----------------------------------------------------------------------===//
-
-namespace llq::gpu {
 
 std::string NF4GemvSpec::finalize() {
   return finalizeWordGemv("NF4", n, k, blockSize, mTile, splitK);
