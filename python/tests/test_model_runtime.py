@@ -40,6 +40,18 @@ def compile_cpu(llq_compile, ir, out, *extra):
     return out
 
 
+def quantize(llq_opt, ir, spec, tmp_path):
+    """`llq-opt --quantize=spec` (calibrated methods on random tokens)."""
+    out = tmp_path / "model.q.mlir"
+    args = [llq_opt, str(ir), f"--quantize={spec}", "-o", str(out), "--quantize-report=none"]
+    if spec.startswith(("awq", "smoothquant", "pbllm", "billm")):
+        calib = tmp_path / "calib.txt"
+        calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
+        args += [f"--calib={calib}", "--calib-samples=4", "--calib-seqlen=64"]
+    subprocess.run(args, check=True)
+    return out
+
+
 def run_artifact(llq_run, art, tokens, *extra):
     args = [llq_run, str(art), "--device", "cpu", "--tokens", ",".join(map(str, tokens)),
             *extra]
@@ -58,16 +70,7 @@ def run_artifact(llq_run, art, tokens, *extra):
                                             ("smoothquant-w8a8", 5e-2)])
 def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, tiny, tmp_path,
                                                 spec, tolerance):
-    ir = tiny
-    if spec != "float":
-        ir = tmp_path / "model.q.mlir"
-        args = [llq_opt, str(tiny), f"--quantize={spec}", "-o", str(ir),
-                "--quantize-report=none"]
-        if spec.startswith(("awq", "smoothquant", "pbllm", "billm")):
-            calib = tmp_path / "calib.txt"
-            calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
-            args += [f"--calib={calib}", "--calib-samples=4", "--calib-seqlen=64"]
-        subprocess.run(args, check=True)
+    ir = tiny if spec == "float" else quantize(llq_opt, tiny, spec, tmp_path)
     art = compile_cpu(llq_compile, ir, tmp_path / "art", "--max-context=64")
     model = (art / "model.txt").read_text()
     assert "model hidden=64 heads=4 kv_heads=2 head_dim=16" in model
@@ -159,11 +162,50 @@ def test_gpu_artifact_has_the_whole_model(llq_opt, llq_compile, tiny, tmp_path):
     ours = [line.split()[1] for line in manifest.splitlines()
             if " kind=model " in line or " kind=hgemv " in line]
     for chip in ("sm_90", "sm_80"):
-        report = (out / f"kernels.{chip}.ptxas.txt").read_text()
-        spills = dict(re.findall(r"Function properties for (\S+)\n.*?(\d+) bytes spill stores",
-                                 report))
+        spills = ptxas_spills((out / f"kernels.{chip}.ptxas.txt").read_text())
         for name in ours:
             assert spills.get(name) == "0", (chip, name)
+
+
+def ptxas_spills(report):
+    """{kernel: spilled bytes} from a ptxas -v report."""
+    return dict(re.findall(r"Function properties for (\S+)\n.*?(\d+) bytes spill stores",
+                           report))
+
+
+def test_gpu_artifact_prefills_integer_layers_on_tensor_cores(llq_opt, llq_compile, tiny,
+                                                              tmp_path):
+    # SmoothQuant's per-channel W8A8 layers get the int8 mma prefill kernel
+    # and the activation-quantization nests it reads; the decode kernels stay
+    # at up to 4 rows. K = 64 and 192 are not multiples of the kernel's K
+    # step of 128: the short step is zero-filled.
+    q = quantize(llq_opt, tiny, "smoothquant-w8a8", tmp_path)
+    out = tmp_path / "gpu"
+    subprocess.run([llq_compile, str(q), "--target=cuda-sm90,cuda-sm80", "-o", str(out)],
+                   check=True, capture_output=True)
+    manifest = (out / "kernels.txt").read_text()
+    kernels = {line.split()[1]: line for line in manifest.splitlines()
+               if line.startswith("kernel ")}
+    layers = [line for line in (out / "layers.txt").read_text().splitlines()
+              if line.startswith("layer ") and "act_bits=8" in line]
+    assert len(layers) == 14
+    for line in layers:
+        prefill = re.search(r" prefill=(\S+)", line).group(1)
+        assert prefill.startswith("llq_qgemm_w8a8_")
+        entry = kernels[prefill]
+        quant = re.search(r" act_quant=(\S+)", entry).group(1)
+        amax = re.search(r" act_amax=(\S+)", entry).group(1)
+        assert " op=act_quant " in kernels[quant] and " op=act_amax " in kernels[amax]
+        assert "decode16=" not in line
+    for chip in ("sm_90", "sm_80"):
+        spills = ptxas_spills((out / f"kernels.{chip}.ptxas.txt").read_text())
+        for name in kernels:
+            if name.startswith(("llq_qgemm_", "llq_act_")):
+                assert spills.get(name) == "0", (chip, name)
+    # The host library has no tensor cores: its W8A8 layers take 4 rows at a
+    # time, as before.
+    cpu = compile_cpu(llq_compile, q, tmp_path / "cpu", "--max-context=32")
+    assert " prefill=" not in (cpu / "layers.txt").read_text()
 
 
 def test_contexts_longer_than_a_block_of_threads(llq_compile, llq_run, tiny, tmp_path):

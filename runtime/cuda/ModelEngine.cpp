@@ -574,6 +574,7 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
                            " is not a model kernel of kernels.txt");
   }
   std::vector<std::string> used = {e->model_.lmHead};
+  int64_t intK = 0; // the widest layer with an integer prefill kernel
   for (const ModelDescription::Block &b : e->model_.blocks)
     for (const std::string *l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up,
                                  &b.down})
@@ -586,9 +587,27 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
       if (!e->manifest_.find(k))
         return Status::error("layer " + name + ": kernel " + k +
                              " is not in kernels.txt");
-    if (!(*l)->prefill.empty() && !e->manifest_.find((*l)->prefill))
-      return Status::error("layer " + name + ": kernel " + (*l)->prefill +
-                           " is not in kernels.txt");
+    if (!(*l)->prefill.empty()) {
+      const ManifestKernel *p = e->manifest_.find((*l)->prefill);
+      if (!p)
+        return Status::error("layer " + name + ": kernel " + (*l)->prefill +
+                             " is not in kernels.txt");
+      for (const std::string *q : {&p->actQuant, &p->actAmax}) {
+        if (q->empty())
+          continue;
+        const ManifestKernel *n = e->manifest_.find(*q);
+        if (!n || n->kind != QGemmKernelKind::Model)
+          return Status::error("layer " + name + ": kernel " + *q +
+                               " (activation quantization of " + p->name +
+                               ") is not a model kernel of kernels.txt");
+      }
+      if (p->actBits && (*l)->k % 32)
+        return Status::error("layer " + name +
+                             ": an integer prefill kernel needs K to be a "
+                             "multiple of 32");
+      if (p->actBits)
+        intK = std::max(intK, (*l)->k);
+    }
     if ((*l)->k % 8)
       return Status::error("layer " + name + ": K is not a multiple of 8");
   }
@@ -673,8 +692,14 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
                 {&e->scores_, P * size_t(d.heads) * size_t(d.maxContext) * 4},
                 {&e->smax_, P * size_t(d.heads) * 4},
                 {&e->ssum_, P * size_t(d.heads) * 4},
-                {&e->logits_, size_t(d.vocab) * 4}};
+                {&e->logits_, size_t(d.vocab) * 4},
+                {&e->xq_, P * size_t(intK)},
+                {&e->xs_, intK ? P * 4 : 0},
+                // Segment maxima: at most one per 16 values.
+                {&e->xpart_, P * size_t(intK / 16) * 4}};
   for (Alloc &a : allocs) {
+    if (!a.bytes)
+      continue;
     Expected<Buffer> b = e->allocate(a.bytes);
     if (!b)
       return b.status();
@@ -782,6 +807,39 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
       p.memref(xr, size_t(rows * l.k / 8));
       p.memref(tensor(l.w), size_t(l.k / 8 * l.n));
       p.memref(yr, size_t(rows * l.n));
+    } else if (k->kind == QGemmKernelKind::Prefill && k->actBits) {
+      // Quantize the rows (segment maxima first, per token), then multiply
+      // the bytes.
+      const size_t segments = size_t(l.k / 16), R = size_t(rows);
+      if (!k->actAmax.empty()) {
+        LaunchParams q;
+        q.memref(xr, R * size_t(l.k / 8));
+        q.memref(xpart_.ptr, R * segments);
+        q.i32(int32_t(rows));
+        const ManifestKernel &amax = kernel(k->actAmax);
+        if (Status s = backend_->launch(amax, amax.grid(rows), q.data(),
+                                        q.size());
+            !s)
+          return Status::error("layer " + l.name + ": " + s.message());
+      }
+      LaunchParams q;
+      q.memref(xr, R * size_t(l.k / 8));
+      q.memref(xpart_.ptr, R * segments);
+      q.memref(xq_.ptr, R * size_t(l.k / 16));
+      q.memref(xs_.ptr, R);
+      q.i32(int32_t(rows));
+      const ManifestKernel &quant = kernel(k->actQuant);
+      if (Status s = backend_->launch(quant, quant.grid(rows), q.data(),
+                                      q.size());
+          !s)
+        return Status::error("layer " + l.name + ": " + s.message());
+      std::array<int64_t, 5> sizes = qgemmMemRefSizes(*k, rows);
+      p.memref(xq_.ptr, R * size_t(l.k));
+      p.memref(tensor(l.w), size_t(sizes[1]));
+      p.memref(tensor(l.scales), size_t(sizes[2]));
+      p.memref(tensor(l.biases), size_t(sizes[3]));
+      p.memref(yr, size_t(sizes[4]));
+      p.memref(xs_.ptr, R);
     } else {
       std::array<int64_t, 5> sizes = qgemmMemRefSizes(*k, rows);
       p.memref(xr, size_t(sizes[0]));

@@ -124,19 +124,26 @@ namespace {
 struct LayerShape {
   int bits;
   int64_t group, n, k;
+  int actBits = 0; ///< --kernels: integer activations (w8a8-...)
 };
 
-/// Parses "w4-g128:4096x4096".
+/// Parses "w4-g128:4096x4096" (and "w8a8-g4096:4096x4096", per-token 8-bit
+/// activations).
 LayerShape parseShape(StringRef text) {
   auto bad = [&](StringRef why) {
     fail("--kernels entry '" + text + "': " + why +
-         " (expected <w2|w4|w8>-g<group>:<N>x<K>, e.g. w4-g128:4096x4096)");
+         " (expected <w2|w4|w8>[a<bits>]-g<group>:<N>x<K>, e.g. "
+         "w4-g128:4096x4096 or w8a8-g4096:4096x4096)");
   };
   auto [scheme, dims] = text.split(':');
   auto [bitsText, groupText] = scheme.split('-');
   LayerShape s{};
-  if (!bitsText.consume_front("w") || bitsText.getAsInteger(10, s.bits))
+  auto [wText, aText] = bitsText.split('a');
+  if (!wText.consume_front("w") || wText.getAsInteger(10, s.bits))
     bad("no bit width");
+  if (bitsText.contains('a') &&
+      (aText.getAsInteger(10, s.actBits) || s.actBits < 2 || s.actBits > 8))
+    bad("activation bits must be 2 to 8");
   if (!groupText.consume_front("g") || groupText.getAsInteger(10, s.group))
     bad("no group size");
   auto [nText, kText] = dims.split('x');
@@ -175,6 +182,12 @@ std::string manifestLine(const gpu::QGemmSpec &spec) {
       os << " act_bits=" << spec.actBits;
   } else {
     os << " tile_m=" << l.tileM << " tile_n=" << l.tileN;
+    if (spec.actBits) {
+      gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
+      os << " act_bits=" << spec.actBits << " act_quant=" << a.quantName();
+      if (!a.amaxName().empty())
+        os << " act_amax=" << a.amaxName();
+    }
   }
   os << " block=" << l.block[0] << "," << l.block[1] << "," << l.block[2]
      << " smem=" << l.sharedBytes << " accumulate=" << (l.accumulates ? 1 : 0)
@@ -367,6 +380,12 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     spec.actBits = actBits;
     spec.actStep = actStep;
     layer.actBits = actBits;
+    // The integer prefill kernel turns codes into int8 as code - zero: 8-bit
+    // codes need the symmetric zero 128.
+    bool intPrefill = actBits && group == k;
+    if (intPrefill && codeBits == 8)
+      for (uint16_t bias : constants.biases)
+        intPrefill &= quant::halfToFloat(bias) == 1024.0f + 128.0f;
     // Integer-activation kernels exist for up to 4 rows; more rows run 4 at
     // a time.
     SmallVector<int> rowsOf(decodeRows);
@@ -381,9 +400,17 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
       spec.splitK = splitKArg;
       layer.decode.emplace_back(rows, add(spec));
     }
+    // Without an integer prefill kernel (group-wise or asymmetric 8-bit
+    // weights, K not a multiple of 32), integer-activation layers run 4
+    // rows at a time.
     if (prefill && !actBits) {
       spec.kind = gpu::QGemmKind::Prefill;
       layer.prefill = add(spec);
+    } else if (prefill && intPrefill) {
+      spec.kind = gpu::QGemmKind::Prefill;
+      spec.codeBits = codeBits;
+      if (gpu::QGemmSpec p = spec; p.finalize().empty())
+        layer.prefill = add(spec);
     }
     layers.push_back(layer);
   });
@@ -1016,7 +1043,10 @@ int main(int argc, char **argv) {
     spec.group = shape.group;
     spec.n = shape.n;
     spec.k = shape.k;
+    spec.actBits = shape.actBits;
     for (int rows : decodeRows) {
+      if (spec.actBits && rows > 4)
+        continue; // integer-activation decode kernels: up to 4 rows
       spec.kind = gpu::QGemmKind::Decode;
       spec.mTile = rows;
       spec.splitK = splitKArg;
@@ -1029,6 +1059,28 @@ int main(int argc, char **argv) {
   }
 
   std::vector<gpu::LoopNestKernel> nests;
+  // The activation quantization the integer prefill kernels read.
+  std::string actManifest;
+  for (const gpu::QGemmSpec &spec : specs) {
+    if (spec.kind != gpu::QGemmKind::Prefill || !spec.actBits)
+      continue;
+    gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
+    auto addNest = [&](const std::string &name, const char *op,
+                       std::string source) {
+      if (llvm::any_of(nests, [&](const gpu::LoopNestKernel &n) {
+            return n.name == name;
+          }))
+        return;
+      nests.push_back({name, std::move(source)});
+      actManifest += "kernel " + name + " kind=model op=" + op +
+                     " grid=" + std::to_string(a.gridX()) + ",m block=" +
+                     std::to_string(gpu::kActQuantBlock) +
+                     ",1,1 smem=0 accumulate=0\n";
+    };
+    if (!a.amaxName().empty())
+      addNest(a.amaxName(), "act_amax", gpu::buildActAmaxSource(a));
+    addNest(a.quantName(), "act_quant", gpu::buildActQuantSource(a));
+  }
   for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
     nests.push_back({g.kernelName(), gpu::pbllmGemvSource(g)});
   for (const gpu::BiLLMGemvSpec &g : billmSpecs)
@@ -1097,6 +1149,7 @@ int main(int argc, char **argv) {
   }
   for (const gpu::QGemmSpec &spec : specs)
     manifest += manifestLine(spec);
+  manifest += actManifest;
   for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
     manifest += manifestLine(g);
   for (const gpu::BiLLMGemvSpec &g : billmSpecs)

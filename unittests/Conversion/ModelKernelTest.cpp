@@ -578,9 +578,173 @@ TEST(ActQuantDecode, LowersToPtxWithoutLocalMemory) {
   EXPECT_NE(ptx->find(".entry " + spec.kernelName() + "("), std::string::npos);
   EXPECT_EQ(ptx->find(".local"), std::string::npos);
   EXPECT_NE(ptx->find("ld.global.v4"), std::string::npos);
-  // More than 4 rows or a prefill regime have no integer kernel yet.
+  // More than 4 rows have no integer decode kernel (the prefill kernel
+  // takes them).
   spec.mTile = 16;
   EXPECT_NE(spec.finalize().find("up to 4 rows"), std::string::npos);
+}
+
+namespace {
+
+struct ActPrefillCase {
+  int bits, codeBits, actBits;
+  int64_t n, k;
+  int m;
+  float step; // 0: per token
+};
+
+using ActQuantPrefillTest = JitTest<ActPrefillCase>;
+
+/// What the integer prefill kernel does with a word of codes: spread word
+/// t's byte p holds the code at bit t * bits + 8p, minus the zero point, as
+/// int8 (PrefillKernel.cpp's storeWeightsInt8, in host arithmetic).
+int8_t spreadCode(uint32_t word, int bits, int codeBits, int t, int p,
+                  int zero) {
+  const uint32_t code = (word >> (t * bits + 8 * p)) & ((1u << bits) - 1);
+  if (bits == 8 && codeBits == 8) // the top bit flipped
+    return int8_t(uint8_t(code ^ 0x80));
+  return int8_t(uint8_t(((code | 0x80) - uint32_t(zero)) ^ 0x80));
+}
+
+// The activation-quantization nests, JIT-run, give each row's step and
+// bytes exactly as the definition does (round half to even of x times the
+// reciprocal step, clamped), in the weights' spread order; and the integer
+// products of those bytes with the spread weights, scaled by the steps and
+// the weight scales, are the CPU path's fake-quantized product.
+TEST_P(ActQuantPrefillTest, BytesStepsAndIntegerProducts) {
+  const ActPrefillCase c = GetParam();
+  gpu::QGemmSpec spec;
+  spec.kind = gpu::QGemmKind::Prefill;
+  spec.bits = c.bits;
+  spec.codeBits = c.codeBits;
+  spec.n = c.n;
+  spec.k = c.k;
+  spec.group = c.k;
+  spec.actBits = c.actBits;
+  spec.actStep = c.step;
+  ASSERT_EQ(spec.finalize(), "");
+  gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
+  SCOPED_TRACE(a.quantName());
+  ASSERT_EQ(a.amaxName().empty(), c.step > 0);
+
+  std::mt19937 rng(c.n * 7 + c.k);
+  std::uniform_real_distribution<float> uni(-1, 1);
+  std::vector<float> x(c.m * c.k);
+  for (float &v : x)
+    v = quant::roundToHalf(3 * uni(rng));
+  if (c.m > 1) // an all-zero row has a zero step
+    std::fill(x.begin() + c.k, x.begin() + 2 * c.k, 0.0f);
+  if (c.m > 2) // one large value: a row dominated by an outlier
+    x[2 * c.k + 5] = 60.0f;
+  Half xh = toHalf(x);
+  const int64_t S = a.segments();
+  std::vector<float> part(c.m * S, -1.0f), xs(c.m, -1.0f);
+  std::vector<uint32_t> xq(c.m * c.k / 4, 0xdeadbeef);
+  if (!a.amaxName().empty()) {
+    Params p;
+    p.mem(xh).mem(part).i32(c.m);
+    runOnHost({a.amaxName(), gpu::buildActAmaxSource(a)}, p);
+  }
+  Params p;
+  p.mem(xh).mem(part).mem(xq).mem(xs).i32(c.m);
+  runOnHost({a.quantName(), gpu::buildActQuantSource(a)}, p);
+
+  // The definition, in k order.
+  const float qmax = float((1 << (c.actBits - 1)) - 1);
+  const int64_t run = 32 / c.bits;
+  std::vector<int> q(c.m * c.k);
+  for (int r = 0; r < c.m; ++r) {
+    float amax = 0;
+    for (int64_t i = 0; i < c.k; ++i)
+      amax = std::max(amax, std::fabs(x[r * c.k + i]));
+    const float s = c.step > 0 ? c.step : amax / qmax;
+    ASSERT_EQ(xs[r], s) << "row " << r;
+    const float inv = 1.0f / (s == 0 ? 1.0f : s);
+    for (int64_t i = 0; i < c.k; ++i)
+      q[r * c.k + i] = int(std::clamp(std::nearbyint(x[r * c.k + i] * inv),
+                                      -qmax - 1, qmax));
+    // Byte j of the row holds k = its run's start + kChunkByteOrder.
+    const auto *bytes = reinterpret_cast<const int8_t *>(xq.data()) + r * c.k;
+    for (int64_t j = 0; j < c.k; ++j) {
+      const int64_t kk = j / run * run + quant::kChunkByteOrder(c.bits, j % run);
+      ASSERT_EQ(int(bytes[j]), q[r * c.k + kk]) << "row " << r << " byte " << j;
+    }
+  }
+
+  // Weights: per-channel codes and zero points (8-bit codes: zero 128).
+  const int maxCode = (1 << c.codeBits) - 1;
+  std::vector<uint8_t> codes(c.n * c.k), zeros(c.n);
+  std::vector<float> scales(c.n);
+  for (auto &v : codes)
+    v = uint8_t(rng() % (maxCode + 1));
+  for (auto &v : zeros)
+    v = c.codeBits == 8 ? 128 : uint8_t(rng() % (maxCode + 1));
+  for (auto &v : scales)
+    v = quant::roundToHalf(0.001f + 0.01f * (rng() % 1000) / 1000);
+  std::vector<uint32_t> w(quant::kChunkWords(c.n, c.k, c.bits));
+  quant::packKChunk(codes.data(), c.n, c.k, c.bits, w.data());
+
+  // The kernel's integer product: spread weight bytes times activation
+  // bytes, position by position; then steps and scales.
+  const auto *bytes = reinterpret_cast<const int8_t *>(xq.data());
+  const int64_t C = quant::kChunkCodes(c.bits);
+  std::vector<float> xf(c.m * c.k);
+  for (int r = 0; r < c.m; ++r)
+    for (int64_t i = 0; i < c.k; ++i)
+      xf[r * c.k + i] = float(q[r * c.k + i]) * xs[r];
+  std::vector<double> ref(c.m * c.n);
+  quant::referenceQGemm(xf.data(), c.m, codes.data(), scales.data(),
+                        zeros.data(), c.n, c.k, c.bits, c.k, ref.data());
+  for (int r = 0; r < c.m; ++r)
+    for (int64_t j = 0; j < c.n; ++j) {
+      int64_t acc = 0;
+      for (int64_t chunk = 0; chunk < c.k / C; ++chunk)
+        for (int word = 0; word < 4; ++word) {
+          const uint32_t wv = w[(chunk * c.n + j) * 4 + word];
+          for (int t = 0; t < 8 / c.bits; ++t)
+            for (int pp = 0; pp < 4; ++pp) {
+              const int64_t pos = chunk * C + word * run + t * 4 + pp;
+              acc += int64_t(spreadCode(wv, c.bits, c.codeBits, t, pp,
+                                        zeros[j])) *
+                     bytes[r * c.k + pos];
+            }
+        }
+      const double y = double(float(acc) * scales[j] * xs[r]);
+      EXPECT_NEAR(y, ref[r * c.n + j], 1e-5 * std::abs(ref[r * c.n + j]) + 1e-6)
+          << r << "," << j;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, ActQuantPrefillTest,
+    ::testing::Values(ActPrefillCase{8, 8, 8, 24, 512, 3, 0},   // W8A8
+                      ActPrefillCase{8, 6, 6, 16, 384, 4, 0},   // W6A6
+                      ActPrefillCase{4, 4, 8, 16, 4608, 2, 0},  // W4A8, S > 32
+                      ActPrefillCase{4, 3, 4, 8, 256, 3, 0},    // W3A4
+                      ActPrefillCase{2, 2, 8, 8, 256, 3, 0},    // W2A8
+                      ActPrefillCase{8, 8, 8, 16, 576, 3, 0},   // 64-segments
+                      ActPrefillCase{8, 8, 8, 8, 96, 2, 0},     // 32-segments
+                      ActPrefillCase{8, 8, 8, 8, 256, 2, 0.03f}));
+
+} // namespace
+
+TEST(ActQuantPrefill, RejectsGroupsAndShortK) {
+  gpu::QGemmSpec spec;
+  spec.kind = gpu::QGemmKind::Prefill;
+  spec.bits = 8;
+  spec.n = 256;
+  spec.k = 4096;
+  spec.group = 128;
+  spec.actBits = 8;
+  EXPECT_NE(spec.finalize().find("one weight group per row"),
+            std::string::npos);
+  spec.k = spec.group = 208;
+  EXPECT_NE(spec.finalize().find("multiple of 32"), std::string::npos);
+  spec.k = spec.group = 256;
+  EXPECT_EQ(spec.finalize(), "");
+  EXPECT_EQ(spec.kernelName(), "llq_qgemm_w8a8_g256_n256_k256");
+  spec.codeBits = 6;
+  EXPECT_EQ(spec.kernelName(), "llq_qgemm_w8c6a8_g256_n256_k256");
 }
 
 namespace {

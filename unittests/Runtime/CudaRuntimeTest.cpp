@@ -281,6 +281,40 @@ TEST(KernelManifestTest, ModelAndF16GemvKernels) {
             "splits add into y)");
 }
 
+TEST(KernelManifestTest, IntegerPrefillNamesItsQuantizationNests) {
+  Expected<KernelManifest> m = KernelManifest::parse(
+      "module ptx k.ptx\n"
+      "kernel g kind=prefill bits=8 n=64 k=256 group=256 tile_m=128 "
+      "tile_n=128 act_bits=8 act_quant=q act_amax=a block=256 smem=92160\n"
+      "kernel s kind=prefill bits=8 n=64 k=256 group=256 tile_m=128 "
+      "tile_n=128 act_bits=6 act_quant=q6 block=256 smem=92160\n"
+      "kernel d kind=decode bits=8 n=64 k=256 group=256 mtile=4 splitk=1 "
+      "act_bits=8 block=128\n",
+      "dir/kernels.txt");
+  ASSERT_TRUE(m.ok()) << m.message();
+  const ManifestKernel *g = m->find("g");
+  EXPECT_EQ(g->actBits, 8);
+  EXPECT_EQ(g->actQuant, "q");
+  EXPECT_EQ(g->actAmax, "a");
+  EXPECT_TRUE(g->extra.empty());
+  EXPECT_EQ(m->find("s")->actAmax, ""); // a static step: no max nest
+  EXPECT_EQ(m->find("d")->actBits, 8);
+  EXPECT_EQ(m->find("d")->actQuant, "");
+
+  EXPECT_EQ(kernelError("kernel f kind=prefill bits=8 n=64 k=256 group=256 "
+                        "tile_m=128 tile_n=128 act_bits=8 block=256"),
+            "dir/kernels.txt:2: kernel f: missing key 'act_quant'");
+  EXPECT_EQ(kernelError("kernel f kind=prefill bits=8 n=64 k=256 group=256 "
+                        "tile_m=128 tile_n=128 act_bits=9 act_quant=q "
+                        "block=256"),
+            "dir/kernels.txt:2: kernel f: 'act_bits' must be an integer in "
+            "[2, 8], not '9'");
+  EXPECT_EQ(kernelError("kernel f kind=prefill bits=8 n=64 k=256 group=256 "
+                        "tile_m=128 tile_n=128 act_bits=8 act_quant=9q "
+                        "block=256"),
+            "dir/kernels.txt:2: kernel f: bad kernel name '9q'");
+}
+
 TEST(ModelEngineTest, ModelDescriptionErrorsNameTheLine) {
   const std::string good =
       "model hidden=64 heads=4 kv_heads=2 head_dim=16 intermediate=192 "

@@ -59,6 +59,18 @@ std::string kChunkUnsupportedReason(int64_t n, int64_t k, int bits,
 /// Words of the k-chunk layout for an N x K layer: (K / C) * N * 4.
 int64_t kChunkWords(int64_t n, int64_t k, int bits);
 
+/// The integer prefill kernels spread each k-chunk word into bytes with
+/// shifts and masks alone: spread word t (of 8 / bits) of a word takes the
+/// codes at bits t * bits + 8p, p = 0..3. Its byte p is therefore the word's
+/// code 2 * ((p % 2) * (8 / bits) + t) + p / 2, and the quantized
+/// activations are stored in the same order: within each run of 32 / bits
+/// values (one word's codes), byte position j holds k offset
+/// kChunkByteOrder(bits, j).
+inline int64_t kChunkByteOrder(int bits, int64_t j) {
+  const int64_t t = j / 4, p = j % 4;
+  return 2 * ((p % 2) * (8 / bits) + t) + p / 2;
+}
+
 /// Repacks row-major codes (one byte each, N x K) into the k-chunk layout.
 void packKChunk(const uint8_t *codes, int64_t n, int64_t k, int bits,
                 uint32_t *out);

@@ -228,8 +228,10 @@ FailureOr<std::string> lowerKernelsToPtx(ModuleOp kernels, StringRef chip) {
       "convert-nvgpu-to-nvvm,"
       // Math ops without a libdevice function (math.fma) go to LLVM
       // intrinsics after the NVVM lowering has taken the others.
+      // NVVM ops without an LLVM intrinsic (cp.async with a source size,
+      // which zero-fills the rest) become inline PTX.
       "gpu.module(convert-gpu-to-nvvm{index-bitwidth=64},convert-math-to-llvm,"
-      "canonicalize,cse,"
+      "convert-nvvm-to-llvm,canonicalize,cse,"
       "reconcile-unrealized-casts),"
       "nvvm-attach-target{chip=" +
       chip.str() +

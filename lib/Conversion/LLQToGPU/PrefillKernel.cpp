@@ -62,6 +62,19 @@
 // ld.global.v4; the B buffer has a second view of element type vector<4xi32>
 // for st.shared.v4.
 //
+// Integer activations (SmoothQuant's W8A8 and narrower; actBits > 0). The
+// same kernel multiplies int8 on int8 with mma.sync m16n8k32 (s32
+// accumulators): x is the byte matrix the activation-quantization nests
+// wrote (ActQuantKernels.cpp), a K step is 128 values, i.e. the same 128
+// bytes per shared row, and the ldmatrix addresses in bytes are the f16
+// kernel's. Each thread spreads two units of 32 codes into int8 (code minus
+// zero point) by masks and shifts; the bytes come out in
+// quant::kChunkByteOrder, in which the activations were written too. The
+// epilogue multiplies the exact integer sums by the row's activation step
+// (xs) and the feature's weight scale, so the weights need one group per
+// row. Arguments: (x: memref<?xi8>, w, scales, biases, y, xs: memref<?xf32>,
+// m: i32).
+//
 //===----------------------------------------------------------------------===//
 
 #include "Internal.h"
@@ -103,15 +116,21 @@ constexpr int64_t kRowHalves = kTileK + 8;
 constexpr int64_t kStageBytes = kTileM * kRowHalves * 2;
 constexpr int64_t kBufBytes = kTileN * kRowHalves * 2;
 constexpr int64_t kSharedBytes = kStagesA * kStageBytes + kBufsB * kBufBytes;
+/// Bytes per shared row of either tile (kTileK halves, or the integer
+/// kernel's kTileKInt8 bytes, plus 16 bytes of padding).
+constexpr int64_t kRowBytes = kRowHalves * 2;
+/// The integer kernel's K step: 128 one-byte values, the same bytes per row
+/// as the f16 kernel's 64 halves, so both share the tiles' byte layout.
+constexpr int64_t kTileKInt8 = 128;
 /// Row tiles per band of the block order (see setUp): 16 x 128 = 2048 rows.
 constexpr int64_t kBandM = 16;
 
 static_assert(kTileM == kTileN, "A and B tiles share one row pitch layout");
-/// A weight tile is dequantized in units of 32 codes of one row: 256 units,
-/// kUnitsPerThread per thread.
-constexpr int64_t kWeightUnits = kTileN * kTileK / 32;
-constexpr int64_t kUnitsPerThread = kWeightUnits / kThreads;
-static_assert(kWeightUnits % kThreads == 0, "whole units per thread");
+/// A weight tile is dequantized in units of 32 codes of one row: 256 units
+/// (512 in the integer kernel), one (two) per thread.
+static_assert((kTileN * kTileK / 32) % kThreads == 0 &&
+                  (kTileN * kTileKInt8 / 32) % kThreads == 0,
+              "whole units per thread");
 
 /// Small arithmetic helpers over index values.
 struct Emitter {
@@ -139,7 +158,8 @@ struct Emitter {
 };
 
 /// Raw weight data of one thread for one K tile: its chunks (1 or 2) with
-/// their group constants.
+/// their group constants (the integer kernel reads its per-row constants
+/// once, outside the K loop).
 struct WeightRegs {
   SmallVector<Value, 2> chunks, scales, biases;
 };
@@ -147,7 +167,9 @@ struct WeightRegs {
 class PrefillBuilder {
 public:
   PrefillBuilder(OpBuilder &b, Location loc, const QGemmSpec &spec)
-      : b(b), loc(loc), e{b, loc}, spec(spec) {}
+      : b(b), loc(loc), e{b, loc}, spec(spec), intAct(spec.actBits > 0),
+        tileK(intAct ? kTileKInt8 : kTileK), perPiece(intAct ? 16 : 8),
+        unitsPerThread(kTileN * tileK / 32 / kThreads) {}
 
   Operation *build(mlir::gpu::GPUModuleOp module);
 
@@ -157,6 +179,9 @@ private:
   Value commitGroup();
   WeightRegs loadWeights(Value kt, Value unit);
   void storeWeights(const WeightRegs &regs, Value buf, Value unit);
+  WeightRegs loadWeightsInt8(Value kt, Value unit);
+  void storeWeightsInt8(const WeightRegs &regs, Value buf, Value unit);
+  void loadRowZero();
   SmallVector<WeightRegs> loadAllWeights(Value kt);
   void storeAllWeights(ArrayRef<WeightRegs> regs, Value buf);
   SmallVector<Value> multiplyTile(Value stage, Value buf, ValueRange acc);
@@ -166,9 +191,17 @@ private:
   Location loc;
   Emitter e;
   const QGemmSpec &spec;
+  /// Integer activations (int8 mma.sync m16n8k32) instead of f16.
+  const bool intAct;
+  /// Values of K per step, values of x per 16-byte piece, weight units of
+  /// 32 codes each thread dequantizes per step.
+  const int64_t tileK, perPiece, unitsPerThread;
 
-  // Kernel arguments.
-  Value x, w, scales, biases, y, mRows;
+  // Kernel arguments (xs: the integer kernel's activation steps).
+  Value x, w, scales, biases, y, xs, mRows;
+  /// Integer kernel, codes narrower than 8 bits: the thread's output
+  /// feature's zero point in each byte.
+  Value zeroBytes;
   // Thread coordinates.
   Value tid, lane, warpM, warpN, mBase, nBase;
   // Shared views.
@@ -184,8 +217,10 @@ void PrefillBuilder::setUp(mlir::gpu::GPUFuncOp func) {
   scales = entry.getArgument(2);
   biases = entry.getArgument(3);
   y = entry.getArgument(4);
-  mRows =
-      b.create<arith::IndexCastOp>(loc, b.getIndexType(), entry.getArgument(5));
+  if (intAct)
+    xs = entry.getArgument(5);
+  mRows = b.create<arith::IndexCastOp>(loc, b.getIndexType(),
+                                       entry.getArguments().back());
 
   tid = b.create<mlir::gpu::ThreadIdOp>(loc, mlir::gpu::Dimension::x);
   lane = e.rem(tid, 32);
@@ -231,9 +266,12 @@ void PrefillBuilder::setUp(mlir::gpu::GPUFuncOp func) {
   auto bytesType = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
                                    MemRefLayoutAttrInterface{}, shared);
   Value dyn = b.create<mlir::gpu::DynamicSharedMemoryOp>(loc, bytesType);
-  auto aType = MemRefType::get({kStagesA, kTileM, kRowHalves}, b.getF16Type(),
+  // Both tiles in elements of the operands: halves, or bytes.
+  Type elt = intAct ? Type(b.getI8Type()) : Type(b.getF16Type());
+  const int64_t rowElts = kRowBytes / (intAct ? 1 : 2);
+  auto aType = MemRefType::get({kStagesA, kTileM, rowElts}, elt,
                                MemRefLayoutAttrInterface{}, shared);
-  auto bType = MemRefType::get({kBufsB, kTileN, kRowHalves}, b.getF16Type(),
+  auto bType = MemRefType::get({kBufsB, kTileN, rowElts}, elt,
                                MemRefLayoutAttrInterface{}, shared);
   auto bVecType = MemRefType::get({kBufsB, kTileN, kRowHalves / 8},
                                   VectorType::get({4}, b.getI32Type()),
@@ -245,24 +283,39 @@ void PrefillBuilder::setUp(mlir::gpu::GPUFuncOp func) {
   tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
 }
 
-/// cp.async of x tile kt (rows mBase.., k kt*64..) into stage: each thread
-/// copies four 16-byte pieces of one row (pieces 4 * (t % 2) ..), so a warp
-/// reads 16 full 128-byte row segments and the thread needs one clamped row
-/// address.
+/// cp.async of x tile kt (rows mBase.., k kt*tileK..) into stage: each
+/// thread copies four 16-byte pieces of one row (pieces 4 * (t % 2) ..), so
+/// a warp reads 16 full 128-byte row segments and the thread needs one
+/// clamped row address.
 void PrefillBuilder::copyActivations(Value kt, Value stage) {
-  constexpr int64_t kPiecesPerThread = kTileK / 8 / (kThreads / kTileM);
+  constexpr int64_t kPiecesPerThread =
+      (kRowBytes - 16) / 16 / (kThreads / kTileM);
   static_assert(kThreads % kTileM == 0 && kPiecesPerThread >= 1,
                 "whole rows of the x tile per group of threads");
   Value row = e.div(tid, kThreads / kTileM);
-  Value col0 = e.mul(e.rem(tid, kThreads / kTileM), kPiecesPerThread * 8);
+  Value col0 =
+      e.mul(e.rem(tid, kThreads / kTileM), kPiecesPerThread * perPiece);
   Value mLast = b.create<arith::SubIOp>(loc, mRows, e.idx(1));
   Value gRow = e.min(e.add(mBase, row), mLast);
-  Value src0 = e.add(e.add(e.mul(gRow, spec.k), e.mul(kt, kTileK)), col0);
-  for (int64_t i = 0; i < kPiecesPerThread; ++i)
+  Value rowStart = e.mul(gRow, spec.k);
+  Value k0 = e.add(e.mul(kt, tileK), col0);
+  // The integer kernel's K need not fill its last step: pieces past K copy
+  // no bytes (cp.async zero-fills them, from the row's start), so their
+  // products vanish whatever the weight tile holds there.
+  const bool tail = spec.k % tileK != 0;
+  for (int64_t i = 0; i < kPiecesPerThread; ++i) {
+    Value k = e.add(k0, i * perPiece);
+    Value src = e.add(rowStart, k), count;
+    if (tail) {
+      Value in = e.ult(k, e.idx(spec.k));
+      src = b.create<arith::SelectOp>(loc, in, src, rowStart);
+      count = b.create<arith::SelectOp>(loc, in, e.idx(perPiece), e.idx(0));
+    }
     pendingTokens.push_back(b.create<nvgpu::DeviceAsyncCopyOp>(
-        loc, tokenType, aTiles, ValueRange{stage, row, e.add(col0, i * 8)}, x,
-        ValueRange{e.add(src0, i * 8)}, b.getIndexAttr(8),
-        /*srcElements=*/Value(), b.getUnitAttr()));
+        loc, tokenType, aTiles,
+        ValueRange{stage, row, e.add(col0, i * perPiece)}, x,
+        ValueRange{src}, b.getIndexAttr(perPiece), count, b.getUnitAttr()));
+  }
 }
 
 Value PrefillBuilder::commitGroup() {
@@ -380,18 +433,129 @@ void PrefillBuilder::storeWeights(const WeightRegs &regs, Value buf,
   }
 }
 
-/// Weight units tid + j * kThreads, j < kUnitsPerThread (one with 256
-/// threads), of the thread.
+/// Global loads of one unit of weight tile kt for the integer kernel: unit
+/// u (0 .. 511) is output feature n = u % 128 and codes 32h .. 32h + 31 of
+/// the tile's 128, h = u / 128:
+///  * 2-bit: words 2 (h % 2) and 2 (h % 2) + 1 of chunk h / 2;
+///  * 4-bit: chunk h;
+///  * 8-bit: chunks 2h and 2h + 1.
+/// As in loadWeights, a warp's lanes read 32 consecutive features of one
+/// chunk. The unit's constants are the row's (one group per row), read once
+/// by loadRowZero and the epilogue.
+WeightRegs PrefillBuilder::loadWeightsInt8(Value kt, Value unit) {
+  const int64_t chunkCodes = quant::kChunkCodes(spec.bits);
+  const int64_t chunksPerTile = kTileKInt8 / chunkCodes;
+  Value nLocal = e.rem(unit, kTileN);
+  Value h = e.div(unit, kTileN);
+  Value n = e.min(e.add(nBase, nLocal), e.idx(spec.n - 1));
+  WeightRegs regs;
+  const int64_t loads = spec.bits == 8 ? 2 : 1;
+  for (int64_t i = 0; i < loads; ++i) {
+    Value cc = spec.bits == 8   ? e.add(e.mul(h, 2), i)
+               : spec.bits == 4 ? h
+                                : e.div(h, 2);
+    // Chunks past K (a short last step) read the last one instead; the
+    // activations there are zero.
+    Value chunk = e.min(e.add(e.mul(kt, chunksPerTile), cc),
+                        e.idx(spec.k / chunkCodes - 1));
+    regs.chunks.push_back(
+        b.create<memref::LoadOp>(loc, w, e.add(e.mul(chunk, spec.n), n)));
+  }
+  return regs;
+}
+
+/// The zero point of the thread's output feature (every unit of a thread
+/// has feature tid % 128) in each byte, for codes narrower than 8 bits.
+void PrefillBuilder::loadRowZero() {
+  if (spec.bits == 8 && (spec.codeBits == 0 || spec.codeBits == 8))
+    return;
+  Value n = e.min(e.add(nBase, e.rem(tid, kTileN)), e.idx(spec.n - 1));
+  Value bias = b.create<memref::LoadOp>(loc, biases, n);
+  Value f = b.create<arith::ExtFOp>(loc, b.getF32Type(), bias);
+  f = b.create<arith::SubFOp>(
+      loc, f,
+      b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(1024.0f)));
+  Value z = b.create<arith::FPToSIOp>(loc, b.getI32Type(), f);
+  zeroBytes = b.create<arith::MulIOp>(loc, z, e.i32(0x01010101));
+}
+
+/// Spreads a unit's words into bytes of code - zero (int8) and stores them
+/// as two 16-byte vectors into B buffer buf, row n % 128, bytes 32h ... The
+/// spread takes the codes at bits t * bits + 8p into byte p of word t
+/// (quant::kChunkByteOrder gives their k order, which the activations
+/// share). 8-bit codes with zero point 128 become int8 by flipping the top
+/// bit; narrower codes c (< 128) as ((c | 0x80) - z) ^ 0x80 per byte, which
+/// borrows across no byte since c + 128 >= z.
+void PrefillBuilder::storeWeightsInt8(const WeightRegs &regs, Value buf,
+                                      Value unit) {
+  const int bits = spec.bits;
+  Value nLocal = e.rem(unit, kTileN);
+  Value h = e.div(unit, kTileN);
+  SmallVector<Value> words;
+  for (Value chunk : regs.chunks) {
+    if (bits == 2) {
+      Value second = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ne,
+                                             e.rem(h, 2), e.idx(0));
+      for (int64_t j = 0; j < 2; ++j) {
+        Value lo = b.create<vector::ExtractOp>(loc, chunk, j);
+        Value hi = b.create<vector::ExtractOp>(loc, chunk, j + 2);
+        words.push_back(b.create<arith::SelectOp>(loc, second, hi, lo));
+      }
+    } else {
+      for (int64_t j = 0; j < 4; ++j)
+        words.push_back(b.create<vector::ExtractOp>(loc, chunk, j));
+    }
+  }
+  Value top = e.i32(static_cast<int32_t>(0x80808080u));
+  SmallVector<Value> bytes;
+  for (Value word : words) {
+    if (!zeroBytes) {
+      bytes.push_back(b.create<arith::XOrIOp>(loc, word, top));
+      continue;
+    }
+    const uint32_t mask = ((1u << bits) - 1) * 0x01010101u;
+    for (int64_t t = 0; t < 8 / bits; ++t) {
+      Value v = word;
+      if (t)
+        v = b.create<arith::ShRUIOp>(loc, v, e.i32(t * bits));
+      if (bits < 8)
+        v = b.create<arith::AndIOp>(loc, v, e.i32(static_cast<int32_t>(mask)));
+      v = b.create<arith::OrIOp>(loc, v, top);
+      v = b.create<arith::SubIOp>(loc, v, zeroBytes);
+      bytes.push_back(b.create<arith::XOrIOp>(loc, v, top));
+    }
+  }
+  assert(bytes.size() == 8 && "32 codes per unit");
+  auto vecI32 = VectorType::get({4}, b.getI32Type());
+  for (int64_t q = 0; q < 2; ++q) {
+    Value v = b.create<arith::ConstantOp>(
+        loc, DenseElementsAttr::get(vecI32, b.getI32IntegerAttr(0)));
+    for (int64_t j = 0; j < 4; ++j)
+      v = b.create<vector::InsertOp>(loc, bytes[4 * q + j], v, j);
+    b.create<memref::StoreOp>(loc, v, bVecs,
+                              ValueRange{buf, nLocal, e.add(e.mul(h, 2), q)});
+  }
+}
+
+/// Weight units tid + j * kThreads, j < unitsPerThread (one with 256
+/// threads for f16, two for the integer kernel), of the thread.
 SmallVector<WeightRegs> PrefillBuilder::loadAllWeights(Value kt) {
   SmallVector<WeightRegs> regs;
-  for (int64_t j = 0; j < kUnitsPerThread; ++j)
-    regs.push_back(loadWeights(kt, e.add(tid, j * kThreads)));
+  for (int64_t j = 0; j < unitsPerThread; ++j) {
+    Value unit = e.add(tid, j * kThreads);
+    regs.push_back(intAct ? loadWeightsInt8(kt, unit) : loadWeights(kt, unit));
+  }
   return regs;
 }
 
 void PrefillBuilder::storeAllWeights(ArrayRef<WeightRegs> regs, Value buf) {
-  for (int64_t j = 0; j < kUnitsPerThread; ++j)
-    storeWeights(regs[j], buf, e.add(tid, j * kThreads));
+  for (int64_t j = 0; j < unitsPerThread; ++j) {
+    Value unit = e.add(tid, j * kThreads);
+    if (intAct)
+      storeWeightsInt8(regs[j], buf, unit);
+    else
+      storeWeights(regs[j], buf, unit);
+  }
 }
 
 /// The mma work of one K tile. Fragments follow the PTX ISA layouts of
@@ -406,26 +570,39 @@ void PrefillBuilder::storeAllWeights(ArrayRef<WeightRegs> regs, Value buf) {
 ///    k = 8 * ((l / 8) % 2); matrices are (n 0-7, k 0-7), (n 0-7, k 8-15),
 ///    (n 8-15, k 0-7), (n 8-15, k 8-15): registers 0, 1 are the B fragment
 ///    of the first n8 tile and 2, 3 of the second.
+///
+/// The integer kernel's mma.m16n8k32 (s8) fragments are the same registers
+/// over bytes: A register r holds row g + 8 * (r % 2), k 4t + 16 * (r / 2)
+/// + {0..3}; B register r holds n = g, k 4t + 16r + {0..3}. Each b16
+/// element of an ldmatrix 8x8 matrix is two bytes, so the same addresses (in
+/// bytes, twice the halves') load them.
 SmallVector<Value> PrefillBuilder::multiplyTile(Value stage, Value buf,
                                                 ValueRange acc) {
-  auto aFragType = VectorType::get({4, 2}, b.getF16Type());
-  auto bFragType = VectorType::get({2, 2}, b.getF16Type());
+  Type elt = intAct ? Type(b.getI8Type()) : Type(b.getF16Type());
+  // Elements per 32-bit register.
+  const int64_t perReg = intAct ? 4 : 2;
+  auto aFragType = VectorType::get({4, perReg}, elt);
+  auto bFragType = VectorType::get({2, perReg}, elt);
+  Attribute zeroElt = intAct ? Attribute(b.getI8IntegerAttr(0))
+                             : Attribute(b.getF16FloatAttr(0));
+  // perPiece elements are 16 bytes: one 8 x 8 b16 matrix row.
+  const int64_t mmaK = 2 * perPiece;
   Value aRow = e.add(e.mul(warpM, kWarpM), e.rem(lane, 16));
-  Value aCol = e.mul(e.div(lane, 16), 8);
+  Value aCol = e.mul(e.div(lane, 16), perPiece);
   Value bRow = e.add(e.mul(warpN, kWarpN),
                      e.add(e.rem(lane, 8), e.mul(e.div(lane, 16), 8)));
-  Value bCol = e.mul(e.rem(e.div(lane, 8), 2), 8);
+  Value bCol = e.mul(e.rem(e.div(lane, 8), 2), perPiece);
   SmallVector<Value> out(acc.begin(), acc.end());
-  for (int64_t kk = 0; kk < kTileK / 16; ++kk) {
+  for (int64_t kk = 0; kk < tileK / mmaK; ++kk) {
     SmallVector<Value> bFrags;
     for (int64_t p = 0; p < kMmaTilesN / 2; ++p) {
       Value r = b.create<nvgpu::LdMatrixOp>(
           loc, aFragType, bTiles,
-          ValueRange{buf, e.add(bRow, p * 16), e.add(bCol, kk * 16)},
+          ValueRange{buf, e.add(bRow, p * 16), e.add(bCol, kk * mmaK)},
           /*transpose=*/false, /*numTiles=*/4);
       for (int64_t t = 0; t < 2; ++t) {
         Value frag = b.create<arith::ConstantOp>(
-            loc, DenseElementsAttr::get(bFragType, b.getF16FloatAttr(0)));
+            loc, DenseElementsAttr::get(bFragType, zeroElt));
         for (int64_t j = 0; j < 2; ++j) {
           Value reg = b.create<vector::ExtractOp>(loc, r, 2 * t + j);
           frag = b.create<vector::InsertOp>(loc, reg, frag, j);
@@ -437,12 +614,12 @@ SmallVector<Value> PrefillBuilder::multiplyTile(Value stage, Value buf,
     for (int64_t i = 0; i < kMmaTilesM; ++i) {
       Value aFrag = b.create<nvgpu::LdMatrixOp>(
           loc, aFragType, aTiles,
-          ValueRange{stage, e.add(aRow, i * 16), e.add(aCol, kk * 16)},
+          ValueRange{stage, e.add(aRow, i * 16), e.add(aCol, kk * mmaK)},
           /*transpose=*/false, /*numTiles=*/4);
       for (int64_t j = 0; j < kMmaTilesN; ++j) {
         Value &c = out[i * kMmaTilesN + j];
         c = b.create<nvgpu::MmaSyncOp>(loc, aFrag, bFrags[j], c,
-                                       ArrayRef<int64_t>{16, 8, 16});
+                                       ArrayRef<int64_t>{16, 8, mmaK});
       }
     }
   }
@@ -455,6 +632,24 @@ void PrefillBuilder::storeResults(ValueRange acc) {
   Value rowBase = e.add(e.add(mBase, e.mul(warpM, kWarpM)), g);
   Value colBase = e.add(e.add(nBase, e.mul(warpN, kWarpN)), t2);
   Value nCols = e.idx(spec.n);
+  // The integer kernel's products are scaled by the row's activation step
+  // and the output feature's weight scale (one group per row), read
+  // clamped to the last row and feature.
+  SmallVector<Value> rowSteps, colScales;
+  if (intAct) {
+    Value mLast = b.create<arith::SubIOp>(loc, mRows, e.idx(1));
+    for (int64_t i = 0; i < kMmaTilesM; ++i)
+      for (int64_t r = 0; r < 2; ++r)
+        rowSteps.push_back(b.create<memref::LoadOp>(
+            loc, xs, e.min(e.add(rowBase, i * 16 + r * 8), mLast)));
+    for (int64_t j = 0; j < kMmaTilesN; ++j)
+      for (int64_t c = 0; c < 2; ++c) {
+        Value col = e.min(e.add(colBase, j * 8 + c), e.idx(spec.n - 1));
+        Value s = b.create<memref::LoadOp>(loc, scales, col);
+        colScales.push_back(
+            b.create<arith::ExtFOp>(loc, b.getF32Type(), s));
+      }
+  }
   for (int64_t i = 0; i < kMmaTilesM; ++i)
     for (int64_t j = 0; j < kMmaTilesN; ++j)
       for (int64_t r = 0; r < 2; ++r) {
@@ -465,6 +660,11 @@ void PrefillBuilder::storeResults(ValueRange acc) {
           Value ok = b.create<arith::AndIOp>(loc, rowOk, e.ult(col, nCols));
           Value v = b.create<vector::ExtractOp>(loc, acc[i * kMmaTilesN + j],
                                                 ArrayRef<int64_t>{r, c});
+          if (intAct) {
+            v = b.create<arith::SIToFPOp>(loc, b.getF32Type(), v);
+            v = b.create<arith::MulFOp>(loc, v, colScales[j * 2 + c]);
+            v = b.create<arith::MulFOp>(loc, v, rowSteps[i * 2 + r]);
+          }
           auto ifOp = b.create<scf::IfOp>(loc, ok, /*withElse=*/false);
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPointToStart(ifOp.thenBlock());
@@ -483,9 +683,13 @@ Operation *PrefillBuilder::build(mlir::gpu::GPUModuleOp module) {
   };
   Type f16 = b.getF16Type(), f32 = b.getF32Type();
   SmallVector<Type> args = {
-      vec1d(f16), vec1d(VectorType::get({4}, b.getI32Type())),
+      vec1d(intAct ? Type(b.getI8Type()) : f16),
+      vec1d(VectorType::get({4}, b.getI32Type())),
       vec1d(f16), vec1d(f16),
-      vec1d(f32), b.getI32Type()};
+      vec1d(f32)};
+  if (intAct)
+    args.push_back(vec1d(f32));
+  args.push_back(b.getI32Type());
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPoint(module.getBody()->getTerminator());
   auto func = b.create<mlir::gpu::GPUFuncOp>(loc, spec.kernelName(),
@@ -500,8 +704,10 @@ Operation *PrefillBuilder::build(mlir::gpu::GPUModuleOp module) {
 
   b.setInsertionPointToStart(&func.getBody().front());
   setUp(func);
+  if (intAct)
+    loadRowZero();
 
-  const int64_t tiles = spec.k / kTileK;
+  const int64_t tiles = (spec.k + tileK - 1) / tileK;
   auto clampTile = [&](int64_t t) { return e.idx(std::min(t, tiles - 1)); };
 
   // Prologue: x tiles 0 and 1 in flight, weight tile 0 in buffer 0.
@@ -512,9 +718,11 @@ Operation *PrefillBuilder::build(mlir::gpu::GPUModuleOp module) {
   }
   storeAllWeights(loadAllWeights(e.idx(0)), e.idx(0));
 
-  auto accType = VectorType::get({2, 2}, f32);
+  auto accType = VectorType::get({2, 2}, intAct ? Type(b.getI32Type()) : f32);
   Value zero = b.create<arith::ConstantOp>(
-      loc, DenseElementsAttr::get(accType, b.getF32FloatAttr(0)));
+      loc, DenseElementsAttr::get(accType,
+                                  intAct ? Attribute(b.getI32IntegerAttr(0))
+                                         : Attribute(b.getF32FloatAttr(0))));
   SmallVector<Value> init(kMmaTilesM * kMmaTilesN, zero);
   Value lastTile = e.idx(tiles - 1);
   auto loop = b.create<scf::ForOp>(loc, e.idx(0), e.idx(tiles), e.idx(1), init);
@@ -552,6 +760,19 @@ std::string prefillUnsupportedReason(const QGemmSpec &spec) {
       quant::kChunkUnsupportedReason(spec.n, spec.k, spec.bits, spec.group);
   if (!why.empty())
     return why;
+  if (spec.actBits) {
+    if (spec.group != spec.k)
+      return "the integer prefill kernel needs one weight group per row "
+             "(per-channel scales), not groups of " +
+             std::to_string(spec.group);
+    if (spec.k % 32 != 0)
+      return "the integer prefill kernel needs in features that are a "
+             "multiple of 32, not " +
+             std::to_string(spec.k);
+    if (spec.codeBits < 0 || spec.codeBits > spec.bits)
+      return "code bits must fit the container";
+    return "";
+  }
   if (spec.k % kTileK != 0)
     return "the prefill kernel needs in features that are a multiple of " +
            std::to_string(kTileK) + ", not " + std::to_string(spec.k);

@@ -35,9 +35,10 @@ std::string QGemmSpec::finalize() {
     if (actBits < 2 || actBits > 8)
       return "activations quantize to 2 to 8 bits, not " +
              std::to_string(actBits);
-    if (kind != QGemmKind::Decode || mTile > 4)
+    if (kind == QGemmKind::Decode && mTile > 4)
       return "activation-quantized layers have CUDA-core decode kernels of "
-             "up to 4 rows only (no tensor-core or prefill kernel yet)";
+             "up to 4 rows, and an integer prefill kernel, but no tensor-core "
+             "decode kernel";
     if (!(actStep >= 0))
       return "the static activation step must be positive";
   }
@@ -82,6 +83,8 @@ std::string QGemmSpec::kernelName() const {
                      : decodeUsesTensorCores(*this) ? "llq_qgemv_tc"
                                                     : "llq_qgemv";
   name += "_w" + std::to_string(bits);
+  if (codeBits && codeBits != bits && kind == QGemmKind::Prefill)
+    name += "c" + std::to_string(codeBits);
   if (actBits) {
     name += "a" + std::to_string(actBits);
     if (actStep > 0) { // static per-tensor step, its f32 bits in hex

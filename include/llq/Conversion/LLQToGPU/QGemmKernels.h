@@ -67,6 +67,10 @@ struct QGemmSpec {
   /// when it is positive; the products run in integers. 0: f16 activations.
   int actBits = 0;
   float actStep = 0;
+  /// Integer prefill: the bits the codes use within their container
+  /// (3 in 4, 5 to 7 in 8; 0: all of it). 8-bit codes must have zero point
+  /// 128 (symmetric); narrower codes may have any zero point.
+  int codeBits = 0;
 
   /// Fills splitK when 0 and checks the shape; returns "" or why the
   /// kernel cannot be generated.
@@ -104,6 +108,53 @@ mlir::Operation *buildDecodeLoopNest(mlir::OpBuilder &b, mlir::ModuleOp module,
 /// buildDecodeLoopNest, with the kernel ABI, whose threads quantize their
 /// activation rows and accumulate integer products per 128-bit chunk.
 std::string buildDecodeActQuantSource(const QGemmSpec &spec);
+
+/// The activation quantization ahead of an integer prefill kernel (actBits
+/// > 0): x (f16, M x K) becomes xq, actBits-bit integers in bytes, in the
+/// byte order of the weights' container (quant::kChunkByteOrder), and xs,
+/// each row's step, which the GEMM's epilogue multiplies in. Per token the
+/// step is max|x[m, :]| / (2^(actBits-1) - 1), taken in two nests: `amax`
+/// writes the maximum of each segment of segment() values, `quant`
+/// combines a row's segment maxima and quantizes its segment. With a static
+/// step only `quant` runs. Both are host functions holding scf.parallel
+/// nests (grid (ceil(S / kActQuantBlock), m), block kActQuantBlock, with S
+/// = K / segment()), as the model kernels are:
+///   amax(x: memref<?xvector<8xf16>>, part: memref<?xf32>, m: i32)
+///   quant(x: memref<?xvector<8xf16>>, part: memref<?xf32>,
+///         xq: memref<?xvector<4xi32>>, xs: memref<?xf32>, m: i32)
+/// The rounding is the decode kernels' (round half to even after a
+/// multiplication by the reciprocal step, clamped to [-qmax - 1, qmax]).
+constexpr int64_t kActQuantBlock = 32;
+
+struct ActQuantSpec {
+  int64_t k = 0;
+  /// Container bits of the weights whose byte order xq follows.
+  int order = 8;
+  int actBits = 8;
+  /// Positive: a static per-tensor step (no amax nest).
+  float actStep = 0;
+
+  /// Values per segment: the largest of 128, 64, 32, 16 that divides K
+  /// (K must be a multiple of 16).
+  int64_t segment() const {
+    int64_t s = 128;
+    while (s > 16 && k % s)
+      s /= 2;
+    return s;
+  }
+  int64_t segments() const { return k / segment(); }
+  int64_t gridX() const {
+    return (segments() + kActQuantBlock - 1) / kActQuantBlock;
+  }
+  /// "" when the step is static.
+  std::string amaxName() const;
+  std::string quantName() const;
+};
+
+/// The activation quantization an integer prefill \p spec reads.
+ActQuantSpec actQuantSpecOf(const QGemmSpec &spec);
+std::string buildActAmaxSource(const ActQuantSpec &spec);
+std::string buildActQuantSource(const ActQuantSpec &spec);
 
 /// Builds the prefill kernel of \p spec directly as a gpu.func in
 /// \p gpuModule (tensor-core instructions have no CPU form).

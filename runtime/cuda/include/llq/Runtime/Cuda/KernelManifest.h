@@ -99,6 +99,12 @@ struct ManifestKernel {
   bool gridYIsM = false;
   uint32_t sharedBytes = 0;
   bool accumulate = false;
+  /// Decode and prefill: activations quantized to actBits-bit integers (0:
+  /// f16). An integer prefill kernel reads the bytes and row steps that
+  /// its act_quant nest (after its act_amax nest, for per-token steps)
+  /// writes: model kernels with those names.
+  int actBits = 0;
+  std::string actQuant, actAmax;
   /// Keys this reader does not interpret.
   std::map<std::string, std::string> extra;
   int line = 0;

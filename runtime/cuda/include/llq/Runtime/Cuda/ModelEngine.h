@@ -154,6 +154,9 @@ private:
   // Activations for prefillRows rows.
   Buffer ids_, h_, ss_, xn_, q_, k_, v_, qh_, o_, g_, u_, a_, y_, scores_,
       smax_, ssum_, logits_;
+  // Integer prefill kernels' operands: quantized rows (bytes), their steps,
+  // and per-segment maxima (allocated when a layer has such a kernel).
+  Buffer xq_, xs_, xpart_;
   std::vector<Buffer> kCache_, vCache_;
   int64_t position_ = 0;
 };
