@@ -21,6 +21,12 @@
 //  * the same product with cuBLAS (cublasGemmEx, f16 inputs with W as an
 //    n x k f16 matrix of the dequantized weights, f32 compute, f16 output),
 //    checked the same way.
+//  * integer-activation shapes (act_bits, e.g. llq-compile --kernels=
+//    w8a8-g4096:NxK): symmetric per-channel weights, and the reference
+//    takes x fake-quantized per token (round half to even of x / s, s =
+//    max|x_row| / qmax), as the CPU path defines it. The prefill row times
+//    the activation-quantization nests and the int8 GEMM together; cuBLAS
+//    stays the f16 GEMM on the unquantized x.
 //
 // Timing: CUDA events around each launch, median of --iters launches after
 // --warmup launches. Every timed launch runs cold: before it, a 256 MiB
@@ -195,7 +201,7 @@ struct Layer {
 };
 
 Layer makeLayer(const CudaDevice &device, int bits, int64_t n, int64_t k,
-                int64_t group) {
+                int64_t group, bool symmetric) {
   Layer L;
   L.bits = bits;
   L.n = n;
@@ -214,7 +220,9 @@ Layer makeLayer(const CudaDevice &device, int bits, int64_t n, int64_t k,
       for (int64_t j = 0; j < k; ++j)
         row[j] = uint8_t(rng.next() % levels);
       for (int64_t g = 0; g < L.groups; ++g) {
-        L.zeros[r * L.groups + g] = uint8_t(rng.next() % levels);
+        const uint8_t zero = uint8_t(rng.next() % levels);
+        L.zeros[r * L.groups + g] =
+            symmetric ? uint8_t(1u << (bits - 1)) : zero;
         // Scales of a typical magnitude, rounded to what the kernel reads.
         L.scales[r * L.groups + g] = lq::roundToHalf(
             float((0.5 + rng.uniform()) * 0.05 / double(levels)));
@@ -268,6 +276,20 @@ Layer makeLayer(const CudaDevice &device, int bits, int64_t n, int64_t k,
                             constants.biases.size() * 2));
   check(device.copyToDevice(L.wHalf.ptr(), wHalf.data(), wHalf.size() * 2));
   return L;
+}
+
+/// Fake-quantizes rows of x ([rows][k]) to actBits-bit integers per token,
+/// as the CPU path does (and the kernels, with the reciprocal step).
+void fakeQuantizeRows(std::vector<float> &x, int64_t k, int actBits) {
+  const float qmax = float((1 << (actBits - 1)) - 1);
+  for (size_t r = 0; r < x.size() / size_t(k); ++r) {
+    float *row = x.data() + r * size_t(k), amax = 0;
+    for (int64_t j = 0; j < k; ++j)
+      amax = std::max(amax, std::fabs(row[j]));
+    const float s = amax / qmax, inv = 1.0f / (s == 0 ? 1.0f : s);
+    for (int64_t j = 0; j < k; ++j)
+      row[j] = std::clamp(std::nearbyint(row[j] * inv), -qmax - 1, qmax) * s;
+  }
 }
 
 /// float64 reference rows: y[i][n] for the selected rows of x ([rows][k],
@@ -477,9 +499,12 @@ int main(int argc, char **argv) {
   // Shapes in manifest order.
   std::vector<std::vector<const ManifestKernel *>> shapes;
   for (const ManifestKernel &k : library->manifest().kernels) {
+    if (k.kind != QGemmKernelKind::Decode &&
+        k.kind != QGemmKernelKind::Prefill)
+      continue; // the integer prefill's quantization nests run with it
     auto it = std::find_if(shapes.begin(), shapes.end(), [&](auto &s) {
       return s[0]->n == k.n && s[0]->k == k.k && s[0]->bits == k.bits &&
-             s[0]->group == k.group;
+             s[0]->group == k.group && s[0]->actBits == k.actBits;
     });
     if (it == shapes.end())
       shapes.push_back({&k});
@@ -495,11 +520,14 @@ int main(int argc, char **argv) {
   const int64_t maxM = *std::max_element(o.ms.begin(), o.ms.end());
   for (const auto &kernels : shapes) {
     const ManifestKernel &first = *kernels[0];
-    char shape[96];
-    std::snprintf(shape, sizeof(shape), "%lld x %lld, w%d, g%lld",
-                  (long long)first.n, (long long)first.k, first.bits,
+    char shape[96], acts[16] = "";
+    if (first.actBits)
+      std::snprintf(acts, sizeof(acts), "a%d", first.actBits);
+    std::snprintf(shape, sizeof(shape), "%lld x %lld, w%d%s, g%lld",
+                  (long long)first.n, (long long)first.k, first.bits, acts,
                   (long long)first.group);
-    Layer L = makeLayer(*device, first.bits, first.n, first.k, first.group);
+    Layer L = makeLayer(*device, first.bits, first.n, first.k, first.group,
+                        /*symmetric=*/first.actBits > 0);
     int64_t bufM = 0;
     for (int64_t m : o.ms)
       if (pickKernel(kernels, m))
@@ -512,6 +540,12 @@ int main(int argc, char **argv) {
         check(DeviceBuffer::allocate(*device, size_t(bufM * L.n) * 4));
     DeviceBuffer y16 =
         check(DeviceBuffer::allocate(*device, size_t(bufM * L.n) * 2));
+    // Integer prefill scratch: bytes, steps, segment maxima.
+    const size_t actRows = first.actBits ? size_t(bufM) : 1;
+    DeviceBuffer xq = check(DeviceBuffer::allocate(*device, actRows * L.k));
+    DeviceBuffer xs = check(DeviceBuffer::allocate(*device, actRows * 4));
+    DeviceBuffer xpart =
+        check(DeviceBuffer::allocate(*device, actRows * (L.k / 16) * 4));
 
     for (int64_t m : o.ms) {
       const ManifestKernel *kernel = pickKernel(kernels, m);
@@ -539,12 +573,15 @@ int main(int argc, char **argv) {
         for (int64_t j = 0; j < L.k; ++j)
           xRows[i * L.k + j] =
               lq::halfToFloat(xHalf[size_t(rows[i] * L.k + j)]);
+      if (first.actBits)
+        fakeQuantizeRows(xRows, L.k, first.actBits);
       const std::vector<double> ref =
           referenceRows(L, xRows, int64_t(rows.size()));
 
       // Ours: run once and check.
-      QGemmBuffers buffers{x.ptr(), L.w.ptr(), L.scalesDev.ptr(),
-                           L.biasesDev.ptr(), y.ptr()};
+      QGemmBuffers buffers{x.ptr(),          L.w.ptr(), L.scalesDev.ptr(),
+                           L.biasesDev.ptr(), y.ptr(),   xq.ptr(),
+                           xs.ptr(),          xpart.ptr()};
       check(device->fill32(y.ptr(), 0x7fc00000u, size_t(m * L.n))); // NaN
       check(launchQGemm(*library, *kernel, buffers, m));
       check(device->synchronize());

@@ -97,17 +97,23 @@ if [[ -n $smoke ]]; then
   "$BUILD_DIR/capi_smoke" "$PTX_DIR" $smoke || SMOKE_RC=$?
 fi
 
-# A whole model: GPU vs host library, through the C API.
+# Whole models: GPU vs host library, through the C API (model-*: the AWQ
+# model, and model-w8a8-*: SmoothQuant W8A8, whose 8-token prompt runs the
+# int8 tensor-core prefill on the GPU and 4-row decode kernels on the host).
 MODEL_RC=0
-if [[ -f "$KERNEL_DIR/model-cuda/model.txt" && -f "$KERNEL_DIR/model-cpu/model.txt" ]]; then
-  "${CC:-gcc}" -std=c99 -O2 -Iruntime/cuda/include \
-    -c bench/gpu/model_check.c -o "$BUILD_DIR/model_check.o"
-  "$CXX" "$BUILD_DIR/model_check.o" "${runtime_objs[@]}" \
-    -o "$BUILD_DIR/model_check" -ldl -lm -lpthread
-  echo "== whole model: $KERNEL_DIR/model-cuda vs $KERNEL_DIR/model-cpu"
-  "$BUILD_DIR/model_check" "$KERNEL_DIR/model-cuda" "$KERNEL_DIR/model-cpu" \
-    32 1 504 3458 282 253 1345 30 2 || MODEL_RC=$?
-fi
+for prefix in model model-w8a8; do
+  if [[ -f "$KERNEL_DIR/$prefix-cuda/model.txt" && -f "$KERNEL_DIR/$prefix-cpu/model.txt" ]]; then
+    if [[ ! -x "$BUILD_DIR/model_check" ]]; then
+      "${CC:-gcc}" -std=c99 -O2 -Iruntime/cuda/include \
+        -c bench/gpu/model_check.c -o "$BUILD_DIR/model_check.o"
+      "$CXX" "$BUILD_DIR/model_check.o" "${runtime_objs[@]}" \
+        -o "$BUILD_DIR/model_check" -ldl -lm -lpthread
+    fi
+    echo "== whole model: $KERNEL_DIR/$prefix-cuda vs $KERNEL_DIR/$prefix-cpu"
+    "$BUILD_DIR/model_check" "$KERNEL_DIR/$prefix-cuda" "$KERNEL_DIR/$prefix-cpu" \
+      32 1 504 3458 282 253 1345 30 2 || MODEL_RC=$?
+  fi
+done
 
 echo "== running $BUILD_DIR/qgemm_bench $KERNEL_DIR $*"
 BENCH_RC=0

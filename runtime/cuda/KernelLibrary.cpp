@@ -6,8 +6,10 @@
 
 #include "llq/Runtime/Cuda/KernelLibrary.h"
 
+#include <climits>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace llq::rt::cuda {
 
@@ -166,9 +168,91 @@ Expected<CUfunction> KernelLibrary::function(const ManifestKernel &kernel) {
   return fn;
 }
 
+namespace {
+/// Launches \p kernel over m rows with memref arguments (pointer, elements)
+/// and m last.
+Status launchMemRefs(KernelLibrary &library, const ManifestKernel &kernel,
+                     const std::vector<std::pair<CUdeviceptr, int64_t>> &refs,
+                     int64_t m, CUstream stream) {
+  std::vector<MemRefParams> memrefs(refs.size());
+  std::vector<void *> args;
+  for (size_t i = 0; i < refs.size(); ++i) {
+    MemRefParams &p = memrefs[i];
+    p.allocated = p.aligned = refs[i].first;
+    p.size = refs[i].second;
+    for (void *a : {static_cast<void *>(&p.allocated),
+                    static_cast<void *>(&p.aligned),
+                    static_cast<void *>(&p.offset),
+                    static_cast<void *>(&p.size),
+                    static_cast<void *>(&p.stride)})
+      args.push_back(a);
+  }
+  int32_t rows = static_cast<int32_t>(m);
+  args.push_back(&rows);
+  Expected<CUfunction> fn = library.function(kernel);
+  if (!fn)
+    return fn.status();
+  const CudaDevice &device = library.device();
+  const std::array<uint32_t, 3> grid = kernel.grid(m);
+  CUresult r = device.api().cuLaunchKernel(
+      *fn, grid[0], grid[1], grid[2], kernel.block[0], kernel.block[1],
+      kernel.block[2], kernel.sharedBytes, stream, args.data(), nullptr);
+  if (r != CUDA_SUCCESS)
+    return Status::error(device.check(r, "cuLaunchKernel").message() +
+                         " for kernel " + kernel.name);
+  return Status();
+}
+
+/// Activation quantization (segment maxima, then bytes and steps), then the
+/// int8 GEMM.
+Status launchIntegerPrefill(KernelLibrary &library,
+                            const ManifestKernel &kernel,
+                            const QGemmBuffers &b, int64_t m,
+                            CUstream stream) {
+  if (!b.xq || !b.xs || !b.xpart)
+    return Status::error("kernel " + kernel.name +
+                         " quantizes activations: give xq, xs and xpart");
+  if (m <= 0 || m > INT32_MAX)
+    return Status::error("kernel " + kernel.name + " does not handle m=" +
+                         std::to_string(m));
+  const KernelManifest &manifest = library.manifest();
+  const ManifestKernel *quant = manifest.find(kernel.actQuant);
+  const ManifestKernel *amax =
+      kernel.actAmax.empty() ? nullptr : manifest.find(kernel.actAmax);
+  if (!quant || (!kernel.actAmax.empty() && !amax))
+    return Status::error("kernel " + kernel.name +
+                         ": its activation-quantization kernels are not in "
+                         "the manifest");
+  const int64_t k = kernel.k, parts = m * (k / 16);
+  if (amax)
+    if (Status s = launchMemRefs(library, *amax,
+                                 {{b.x, m * k / 8}, {b.xpart, parts}}, m,
+                                 stream);
+        !s)
+      return s;
+  if (Status s = launchMemRefs(
+          library, *quant,
+          {{b.x, m * k / 8}, {b.xpart, parts}, {b.xq, m * k / 16}, {b.xs, m}},
+          m, stream);
+      !s)
+    return s;
+  const std::array<int64_t, 5> sizes = qgemmMemRefSizes(kernel, m);
+  return launchMemRefs(library, kernel,
+                       {{b.xq, m * k},
+                        {b.w, sizes[1]},
+                        {b.scales, sizes[2]},
+                        {b.biases, sizes[3]},
+                        {b.y, sizes[4]},
+                        {b.xs, m}},
+                       m, stream);
+}
+} // namespace
+
 Status launchQGemm(KernelLibrary &library, const ManifestKernel &kernel,
                    const QGemmBuffers &buffers, int64_t m,
                    const QGemmLaunchOptions &options) {
+  if (kernel.kind == QGemmKernelKind::Prefill && kernel.actBits)
+    return launchIntegerPrefill(library, kernel, buffers, m, options.stream);
   QGemmParams params;
   if (Status s = packQGemmParams(kernel, buffers, m, params); !s)
     return s;

@@ -39,6 +39,10 @@ struct QGemmBuffers {
   CUdeviceptr scales = 0; ///< f16, [G][n]
   CUdeviceptr biases = 0; ///< f16 1024 + zero point, [G][n]
   CUdeviceptr y = 0;      ///< f32, m x n row-major
+  /// Integer prefill kernels (actBits > 0) only: scratch for the quantized
+  /// rows (m x k bytes), their steps (m f32) and the segment maxima (m x
+  /// k / 16 f32), which launchQGemm fills from x before the GEMM.
+  CUdeviceptr xq = 0, xs = 0, xpart = 0;
 };
 
 /// One expanded memref argument, as the NVVM lowering passes it.
@@ -113,7 +117,8 @@ struct QGemmLaunchOptions {
   bool zeroAccumulator = true;
 };
 
-/// Launches \p kernel on \p buffers for m rows (asynchronously).
+/// Launches \p kernel on \p buffers for m rows (asynchronously). An integer
+/// prefill kernel is preceded by its activation-quantization nests.
 Status launchQGemm(KernelLibrary &library, const ManifestKernel &kernel,
                    const QGemmBuffers &buffers, int64_t m,
                    const QGemmLaunchOptions &options = {});
