@@ -38,21 +38,6 @@
 namespace llq::gpu {
 
 namespace {
-std::string num(int64_t v) { return std::to_string(v); }
-std::string flt(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9e", v);
-  return buf;
-}
-
-constexpr const char *kMapThreads =
-    "{mapping = [#gpu.loop_dim_map<processor = thread_x, map = (d0) -> (d0), "
-    "bound = (d0) -> (d0)>]}";
-constexpr const char *kMapBlocks =
-    "{mapping = [#gpu.loop_dim_map<processor = block_x, map = (d0) -> (d0), "
-    "bound = (d0) -> (d0)>, #gpu.loop_dim_map<processor = block_y, map = "
-    "(d0) -> (d0), bound = (d0) -> (d0)>]}";
-
 /// The grid frame shared by both nests: %row, %seg (in range) and %xb, the
 /// index of the segment's first vector<8xf16>.
 std::string frameBegin(const ActQuantSpec &spec, const std::string &name,
@@ -60,14 +45,14 @@ std::string frameBegin(const ActQuantSpec &spec, const std::string &name,
   std::string t = "func.func @" + name + "(" + args + ", %m: i32) {\n";
   t += "  %c0 = arith.constant 0 : index\n";
   t += "  %c1 = arith.constant 1 : index\n";
-  t += "  %cT = arith.constant " + num(kActQuantBlock) + " : index\n";
-  t += "  %gx = arith.constant " + num(spec.gridX()) + " : index\n";
+  t += "  %cT = arith.constant " + intText(kActQuantBlock) + " : index\n";
+  t += "  %gx = arith.constant " + intText(spec.gridX()) + " : index\n";
   t += "  %mi = arith.index_cast %m : i32 to index\n";
   t += "  scf.parallel (%bx, %row) = (%c0, %c0) to (%gx, %mi) step (%c1, "
        "%c1) {\n";
   t += "    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {\n";
-  t += "      %cS = arith.constant " + num(spec.segments()) + " : index\n";
-  t += "      %cV = arith.constant " + num(spec.segment() / 8) + " : index\n";
+  t += "      %cS = arith.constant " + intText(spec.segments()) + " : index\n";
+  t += "      %cV = arith.constant " + intText(spec.segment() / 8) + " : index\n";
   t += "      %sb = arith.muli %bx, %cT : index\n";
   t += "      %seg = arith.addi %sb, %tx : index\n";
   t += "      %ins = arith.cmpi ult, %seg, %cS : index\n";
@@ -79,7 +64,7 @@ std::string frameBegin(const ActQuantSpec &spec, const std::string &name,
 }
 
 std::string frameEnd() {
-  return std::string("      }\n    } ") + kMapThreads + "\n  } " + kMapBlocks +
+  return std::string("      }\n    } ") + kMapThreadsAttr + "\n  } " + kMapBlocksAttr +
          "\n  return\n}\n";
 }
 } // namespace
@@ -87,11 +72,11 @@ std::string frameEnd() {
 std::string ActQuantSpec::amaxName() const {
   if (actStep > 0)
     return "";
-  return "llq_act_amax_k" + num(k);
+  return "llq_act_amax_k" + intText(k);
 }
 
 std::string ActQuantSpec::quantName() const {
-  std::string name = "llq_act_quant_a" + num(actBits) + "_o" + num(order);
+  std::string name = "llq_act_quant_a" + intText(actBits) + "_o" + intText(order);
   if (actStep > 0) {
     uint32_t stepBits;
     std::memcpy(&stepBits, &actStep, 4);
@@ -99,7 +84,7 @@ std::string ActQuantSpec::quantName() const {
     std::snprintf(hex, sizeof hex, "t%08x", stepBits);
     name += hex;
   }
-  return name + "_k" + num(k);
+  return name + "_k" + intText(k);
 }
 
 ActQuantSpec actQuantSpecOf(const QGemmSpec &spec) {
@@ -112,7 +97,7 @@ ActQuantSpec actQuantSpecOf(const QGemmSpec &spec) {
 }
 
 std::string buildActAmaxSource(const ActQuantSpec &spec) {
-  std::string t = frameBegin(spec, "llq_act_amax_k" + num(spec.k),
+  std::string t = frameBegin(spec, "llq_act_amax_k" + intText(spec.k),
                              "%x: memref<?xvector<8xf16>>, %part: "
                              "memref<?xf32>");
   auto line = [&](const std::string &l) { t += "      " + l + "\n"; };
@@ -146,11 +131,11 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
   auto line = [&](const std::string &l) { t += "      " + l + "\n"; };
   line("%fz = arith.constant 0.0 : f32");
   line("%f1 = arith.constant 1.0 : f32");
-  line("%qmax = arith.constant " + flt(double(qmax)) + " : f32");
-  line("%qmin = arith.constant " + flt(-double(qmax) - 1) + " : f32");
+  line("%qmax = arith.constant " + floatText(double(qmax)) + " : f32");
+  line("%qmin = arith.constant " + floatText(-double(qmax) - 1) + " : f32");
   line("%b255 = arith.constant 255 : i32");
   if (spec.actStep > 0) {
-    line("%s = arith.constant " + flt(spec.actStep) + " : f32");
+    line("%s = arith.constant " + floatText(spec.actStep) + " : f32");
   } else {
     // The row's maximum over its segments' (non-negative: compare and
     // select is exact and inline on every target).
@@ -174,7 +159,7 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
   line("}");
   // The segment's values as i32 codes, in k order.
   for (int64_t u = 0; u < spec.segment() / 8; ++u) {
-    const std::string U = num(u);
+    const std::string U = intText(u);
     line("%o" + U + " = arith.constant " + U + " : index");
     line("%xi" + U + " = arith.addi %xb, %o" + U + " : index");
     line("%xv" + U + " = memref.load %x[%xi" + U +
@@ -182,8 +167,8 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
     line("%xw" + U + " = arith.extf %xv" + U +
          " : vector<8xf16> to vector<8xf32>");
     for (int e = 0; e < 8; ++e) {
-      const std::string E = num(u * 8 + e);
-      line("%xe" + E + " = vector.extract %xw" + U + "[" + num(e) +
+      const std::string E = intText(u * 8 + e);
+      line("%xe" + E + " = vector.extract %xw" + U + "[" + intText(e) +
            "] : f32 from vector<8xf32>");
       line("%xd" + E + " = arith.mulf %xe" + E + ", %inv : f32");
       line("%xn" + E + " = math.roundeven %xd" + E + " : f32");
@@ -199,7 +184,7 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
   }
   // Words of four bytes in the weights' spread order; 16-byte stores.
   line("%zv = arith.constant dense<0> : vector<4xi32>");
-  line("%cQ = arith.constant " + num(spec.segment() / 16) + " : index");
+  line("%cQ = arith.constant " + intText(spec.segment() / 16) + " : index");
   line("%qb = arith.muli %rseg, %cQ : index");
   for (int64_t v = 0; v < spec.segment() / 16; ++v) {
     std::string vec = "%zv";
@@ -210,10 +195,10 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
         const int64_t pos = word * 4 + p;
         const int64_t k =
             pos / run * run + quant::kChunkByteOrder(spec.order, pos % run);
-        std::string byte = "%xy" + num(k);
-        const std::string W = num(word) + "_" + num(p);
+        std::string byte = "%xy" + intText(k);
+        const std::string W = intText(word) + "_" + intText(p);
         if (p) {
-          line("%sh" + W + " = arith.constant " + num(8 * p) + " : i32");
+          line("%sh" + W + " = arith.constant " + intText(8 * p) + " : i32");
           line("%bs" + W + " = arith.shli " + byte + ", %sh" + W + " : i32");
           line("%bo" + W + " = arith.ori " + acc + ", %bs" + W + " : i32");
           acc = "%bo" + W;
@@ -221,12 +206,12 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
           acc = byte;
         }
       }
-      const std::string V = num(v) + "_" + num(wi);
+      const std::string V = intText(v) + "_" + intText(wi);
       line("%vi" + V + " = vector.insert " + acc + ", " + vec + " [" +
-           num(wi) + "] : i32 into vector<4xi32>");
+           intText(wi) + "] : i32 into vector<4xi32>");
       vec = "%vi" + V;
     }
-    const std::string V = num(v);
+    const std::string V = intText(v);
     line("%qo" + V + " = arith.constant " + V + " : index");
     line("%qi" + V + " = arith.addi %qb, %qo" + V + " : index");
     line("memref.store " + vec + ", %xq[%qi" + V +

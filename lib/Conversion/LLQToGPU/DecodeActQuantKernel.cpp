@@ -38,14 +38,6 @@
 
 namespace llq::gpu {
 
-namespace {
-std::string num(int64_t v) { return std::to_string(v); }
-std::string flt(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9e", v);
-  return buf;
-}
-} // namespace
 
 std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   const int bits = spec.bits, T = spec.mTile;
@@ -64,25 +56,25 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
        "%m: i32) {\n";
   t += "  %c0 = arith.constant 0 : index\n";
   t += "  %c1 = arith.constant 1 : index\n";
-  t += "  %cT = arith.constant " + num(block) + " : index\n";
-  t += "  %gx = arith.constant " + num(gx) + " : index\n";
-  t += "  %gy = arith.constant " + num(spec.splitK) + " : index\n";
+  t += "  %cT = arith.constant " + intText(block) + " : index\n";
+  t += "  %gx = arith.constant " + intText(gx) + " : index\n";
+  t += "  %gy = arith.constant " + intText(spec.splitK) + " : index\n";
   t += "  scf.parallel (%bx, %sp) = (%c0, %c0) to (%gx, %gy) step (%c1, %c1) "
        "{\n";
   t += "    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {\n";
-  line("%cN = arith.constant " + num(spec.n) + " : index");
-  line("%cChunks = arith.constant " + num(chunks) + " : index");
-  line("%cPer = arith.constant " + num(decodeChunksPerSplit(spec)) +
+  line("%cN = arith.constant " + intText(spec.n) + " : index");
+  line("%cChunks = arith.constant " + intText(chunks) + " : index");
+  line("%cPer = arith.constant " + intText(decodeChunksPerSplit(spec)) +
        " : index");
-  line("%cXRow = arith.constant " + num(xRow) + " : index");
-  line("%cC = arith.constant " + num(C) + " : index");
-  line("%cG = arith.constant " + num(spec.group) + " : index");
+  line("%cXRow = arith.constant " + intText(xRow) + " : index");
+  line("%cC = arith.constant " + intText(C) + " : index");
+  line("%cG = arith.constant " + intText(spec.group) + " : index");
   line("%fz = arith.constant 0.0 : f32");
   line("%f1 = arith.constant 1.0 : f32");
   line("%f1024 = arith.constant 1024.0 : f32");
-  line("%qmax = arith.constant " + flt(double(qmax)) + " : f32");
-  line("%qmin = arith.constant " + flt(-double(qmax) - 1) + " : f32");
-  line("%mask = arith.constant " + num((int64_t(1) << bits) - 1) + " : i32");
+  line("%qmax = arith.constant " + floatText(double(qmax)) + " : f32");
+  line("%qmin = arith.constant " + floatText(-double(qmax) - 1) + " : f32");
+  line("%mask = arith.constant " + intText((int64_t(1) << bits) - 1) + " : i32");
   line("%zero16 = arith.constant dense<0> : vector<8xi16>");
   line("%absmask = arith.constant dense<32767> : vector<8xi16>");
   line("%mi = arith.index_cast %m : i32 to index");
@@ -96,12 +88,12 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   line("%end0 = arith.addi %first, %cPer : index");
   line("%last = arith.minui %end0, %cChunks : index");
   for (int i = 0; i < T; ++i) {
-    const std::string s = num(i);
+    const std::string s = intText(i);
     line("%ci" + s + " = arith.constant " + s + " : index");
     line("%r" + s + " = arith.minui %mlast, %ci" + s + " : index");
     line("%xb" + s + " = arith.muli %r" + s + ", %cXRow : index");
     if (spec.actStep > 0) {
-      line("%s" + s + " = arith.constant " + flt(spec.actStep) + " : f32");
+      line("%s" + s + " = arith.constant " + floatText(spec.actStep) + " : f32");
     } else {
       // Per token: s = max|x| / qmax over the row. |x| of an f16 is its
       // bits without the sign, and non-negative halves order as integers:
@@ -128,11 +120,11 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   }
   std::string iters, types, yields;
   for (int i = 0; i < T; ++i) {
-    iters += std::string(i ? ", " : "") + "%a" + num(i) + " = %fz";
+    iters += std::string(i ? ", " : "") + "%a" + intText(i) + " = %fz";
     types += std::string(i ? ", " : "") + "f32";
-    yields += std::string(i ? ", " : "") + "%n" + num(i);
+    yields += std::string(i ? ", " : "") + "%n" + intText(i);
   }
-  line("%acc:" + num(T) + " = scf.for %c = %first to %last step %c1 "
+  line("%acc:" + intText(T) + " = scf.for %c = %first to %last step %c1 "
        "iter_args(" + iters + ") -> (" + types + ") {");
   line("  %wi0 = arith.muli %c, %cN : index");
   line("  %wi = arith.addi %wi0, %n : index");
@@ -148,27 +140,27 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   line("  %zf = arith.subf %zb, %f1024 : f32");
   line("  %z = arith.fptosi %zf : f32 to i32");
   for (int word = 0; word < 4; ++word)
-    line("  %word" + num(word) + " = vector.extract %wv[" + num(word) +
+    line("  %word" + intText(word) + " = vector.extract %wv[" + intText(word) +
          "] : i32 from vector<4xi32>");
   // Weights of this chunk, minus the zero point, in code (= k) order.
   for (int64_t j = 0; j < C; ++j) {
     const int64_t word = j / perWord, i = j % perWord;
     const int64_t shift = (i % 2) * 16 + (i / 2) * bits;
-    const std::string J = num(j);
-    line("  %sh" + J + " = arith.constant " + num(shift) + " : i32");
-    line("  %ws" + J + " = arith.shrui %word" + num(word) + ", %sh" + J +
+    const std::string J = intText(j);
+    line("  %sh" + J + " = arith.constant " + intText(shift) + " : i32");
+    line("  %ws" + J + " = arith.shrui %word" + intText(word) + ", %sh" + J +
          " : i32");
     line("  %wc" + J + " = arith.andi %ws" + J + ", %mask : i32");
     line("  %wq" + J + " = arith.subi %wc" + J + ", %z : i32");
   }
   line("  %xc = arith.muli %c, %cC : index");
   for (int r = 0; r < T; ++r) {
-    const std::string R = num(r);
+    const std::string R = intText(r);
     line("  %dot" + R + "_init = arith.constant 0 : i32");
     std::string dot = "%dot" + R + "_init";
     for (int64_t u = 0; u < xPerChunk; ++u) {
-      const std::string U = R + "_" + num(u);
-      line("  %xo" + U + " = arith.constant " + num(u) + " : index");
+      const std::string U = R + "_" + intText(u);
+      line("  %xo" + U + " = arith.constant " + intText(u) + " : index");
       line("  %xr" + U + " = arith.divui %xc, %c8 : index");
       line("  %xs" + U + " = arith.addi %xb" + R + ", %xr" + U + " : index");
       line("  %xt" + U + " = arith.addi %xs" + U + ", %xo" + U + " : index");
@@ -178,8 +170,8 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
            " : vector<8xf16> to vector<8xf32>");
       for (int e = 0; e < 8; ++e) {
         const int64_t j = u * 8 + e;
-        const std::string E = U + "_" + num(e);
-        line("  %xe" + E + " = vector.extract %xw" + U + "[" + num(e) +
+        const std::string E = U + "_" + intText(e);
+        line("  %xe" + E + " = vector.extract %xw" + U + "[" + intText(e) +
              "] : f32 from vector<8xf32>");
         line("  %xd" + E + " = arith.mulf %xe" + E + ", %inv" + R + " : f32");
         line("  %xn" + E + " = math.roundeven %xd" + E + " : f32");
@@ -191,7 +183,7 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
         line("  %xh" + E + " = arith.select %xhi" + E + ", %qmax, %xl" + E +
              " : f32");
         line("  %xq" + E + " = arith.fptosi %xh" + E + " : f32 to i32");
-        line("  %pr" + E + " = arith.muli %xq" + E + ", %wq" + num(j) +
+        line("  %pr" + E + " = arith.muli %xq" + E + ", %wq" + intText(j) +
              " : i32");
         line("  %ds" + E + " = arith.addi " + dot + ", %pr" + E + " : i32");
         dot = "%ds" + E;
@@ -203,7 +195,7 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   line("  scf.yield " + yields + " : " + types);
   line("}");
   for (int i = 0; i < T; ++i) {
-    const std::string s = num(i);
+    const std::string s = intText(i);
     line("%live" + s + " = arith.cmpi ult, %ci" + s + ", %mi : index");
     line("scf.if %live" + s + " {");
     line("  %yv" + s + " = arith.mulf %acc#" + s + ", %s" + s + " : f32");

@@ -9,7 +9,17 @@
 
 #include "llq/Conversion/LLQToGPU/QGemmKernels.h"
 
+#include <string>
+
 namespace llq::gpu {
+
+/// Pieces of the kernels written as MLIR text: an integer literal, an f32
+/// literal that round-trips ("%.9e"), and the GPU mapping attributes of a
+/// blocks (x, y) x threads (x) scf.parallel nest.
+inline std::string intText(int64_t v) { return std::to_string(v); }
+std::string floatText(double v);
+extern const char *const kMapThreadsAttr;
+extern const char *const kMapBlocksAttr;
 
 /// Launch configuration of a finalized prefill spec for \p m rows.
 QGemmLaunch prefillLaunch(const QGemmSpec &spec, int64_t m);

@@ -16,21 +16,30 @@
 
 #include "llq/Conversion/LLQToGPU/ModelKernels.h"
 
+#include "Internal.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
 
 namespace llq::gpu {
 
-namespace {
-
-constexpr const char *kMapThreads =
+const char *const kMapThreadsAttr =
     "{mapping = [#gpu.loop_dim_map<processor = thread_x, map = (d0) -> (d0), "
     "bound = (d0) -> (d0)>]}";
-constexpr const char *kMapBlocks =
+const char *const kMapBlocksAttr =
     "{mapping = [#gpu.loop_dim_map<processor = block_x, map = (d0) -> (d0), "
     "bound = (d0) -> (d0)>, #gpu.loop_dim_map<processor = block_y, map = "
     "(d0) -> (d0), bound = (d0) -> (d0)>]}";
+
+std::string floatText(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9e", v);
+  return buf;
+}
+
+namespace {
+
 
 /// Threads per block and elements per thread of the row-wise kernels.
 constexpr int64_t kRowBlock = 256, kRowPerThread = 4;
@@ -62,11 +71,6 @@ std::string substitute(const std::string &text,
   return out;
 }
 
-std::string floatLiteral(float v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9e", static_cast<double>(v));
-  return buf;
-}
 
 // The row-wise kernels share a frame: block x covers kRowBlock *
 // kRowPerThread elements of row `row`, thread tx elements
@@ -446,8 +450,8 @@ std::string rowKernel(const char *body, const std::string &name,
   values["WIDTH"] = std::to_string(width);
   values["GX"] = std::to_string(
       (width + kRowBlock * kRowPerThread - 1) / (kRowBlock * kRowPerThread));
-  values["MAP_THREADS"] = kMapThreads;
-  values["MAP_BLOCKS"] = kMapBlocks;
+  values["MAP_THREADS"] = kMapThreadsAttr;
+  values["MAP_BLOCKS"] = kMapBlocksAttr;
   // Frame pieces first (they hold placeholders of their own).
   std::string text = substitute(body, {{"ROW_BEGIN", kRowFrameBegin},
                                        {"ROW_END", kRowFrameEnd},
@@ -520,9 +524,9 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
       {"QROW", std::to_string(dims.heads * dims.headDim)},
       {"KROW", std::to_string(dims.kvHeads * dims.headDim)},
       {"CTX", std::to_string(dims.maxContext)},
-      {"SCALE", floatLiteral(dims.scale)},
-      {"MAP_THREADS", kMapThreads},
-      {"MAP_BLOCKS", kMapBlocks}};
+      {"SCALE", floatText(dims.scale)},
+      {"MAP_THREADS", kMapThreadsAttr},
+      {"MAP_BLOCKS", kMapBlocksAttr}};
   auto attnKernel = [&](const char *body, ModelOp op, int64_t gridX,
                         int64_t block) {
     std::map<std::string, std::string> v = attn;
@@ -546,8 +550,8 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
       {ModelOp::RmsNorm, name(ModelOp::RmsNorm), rowGrid(dims.hidden), 1,
        true, kRowBlock,
        rowKernel(kRmsNorm, name(ModelOp::RmsNorm), dims.hidden,
-                 {{"INV_WIDTH", floatLiteral(1.0f / float(dims.hidden))},
-                  {"EPS", floatLiteral(dims.epsilon)}})});
+                 {{"INV_WIDTH", floatText(1.0f / float(dims.hidden))},
+                  {"EPS", floatText(dims.epsilon)}})});
   kernels.push_back(attnKernel(kRope, ModelOp::Rope,
                                dims.heads + dims.kvHeads, dims.headDim / 2));
   kernels.push_back(attnKernel(kScores, ModelOp::Scores, dims.heads, 128));
@@ -606,8 +610,8 @@ std::string hgemvSource(const HGemvSpec &spec) {
       {"SPLITS", std::to_string(spec.splitK)},
       {"BLOCK", std::to_string(kHGemvBlock)},
       {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreads},
-      {"MAP_BLOCKS", kMapBlocks}};
+      {"MAP_THREADS", kMapThreadsAttr},
+      {"MAP_BLOCKS", kMapBlocksAttr}};
   std::string text = R"(
 func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<8xf16>>,
                     %y: memref<?xf32>, %m: i32) {
@@ -832,8 +836,8 @@ std::string pbllmGemvSource(const PBLLMGemvSpec &spec) {
       {"SPLITS", std::to_string(spec.splitK)},
       {"BLOCK", std::to_string(kHGemvBlock)},
       {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreads},
-      {"MAP_BLOCKS", kMapBlocks}};
+      {"MAP_THREADS", kMapThreadsAttr},
+      {"MAP_BLOCKS", kMapBlocksAttr}};
   v["UNITS"] = std::to_string(spec.k / 32);
   v["CONSTS"] = "      %c32 = arith.constant 32 : index\n"
                 "      %cK = arith.constant " + std::to_string(spec.k) +
@@ -980,8 +984,8 @@ std::string billmGemvSource(const BiLLMGemvSpec &spec) {
       {"SPLITS", std::to_string(spec.splitK)},
       {"BLOCK", std::to_string(kHGemvBlock)},
       {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreads},
-      {"MAP_BLOCKS", kMapBlocks}};
+      {"MAP_THREADS", kMapThreadsAttr},
+      {"MAP_BLOCKS", kMapBlocksAttr}};
   v["UNITS"] = std::to_string(spec.k / 32);
   v["CONSTS"] = "      %c2 = arith.constant 2 : index\n"
                 "      %c3 = arith.constant 3 : index\n"
@@ -1169,8 +1173,8 @@ std::string nf4GemvSource(const NF4GemvSpec &spec) {
       {"SPLITS", std::to_string(spec.splitK)},
       {"BLOCK", std::to_string(kHGemvBlock)},
       {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreads},
-      {"MAP_BLOCKS", kMapBlocks}};
+      {"MAP_THREADS", kMapThreadsAttr},
+      {"MAP_BLOCKS", kMapBlocksAttr}};
   v["UNITS"] = std::to_string(spec.k / 32);
   v["CONSTS"] = "      %c4 = arith.constant 4 : index\n"
                 "      %cXRow = arith.constant " + std::to_string(spec.k / 8) +
