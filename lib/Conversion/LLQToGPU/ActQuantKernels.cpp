@@ -170,15 +170,8 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
       const std::string E = intText(u * 8 + e);
       line("%xe" + E + " = vector.extract %xw" + U + "[" + intText(e) +
            "] : f32 from vector<8xf32>");
-      line("%xd" + E + " = arith.mulf %xe" + E + ", %inv : f32");
-      line("%xn" + E + " = math.roundeven %xd" + E + " : f32");
-      line("%xlo" + E + " = arith.cmpf olt, %xn" + E + ", %qmin : f32");
-      line("%xl" + E + " = arith.select %xlo" + E + ", %qmin, %xn" + E +
-           " : f32");
-      line("%xhi" + E + " = arith.cmpf ogt, %xl" + E + ", %qmax : f32");
-      line("%xh" + E + " = arith.select %xhi" + E + ", %qmax, %xl" + E +
-           " : f32");
-      line("%xq" + E + " = arith.fptosi %xh" + E + " : f32 to i32");
+      for (const std::string &l : roundToCodeLines(E, "%inv"))
+        line(l);
       line("%xy" + E + " = arith.andi %xq" + E + ", %b255 : i32");
     }
   }

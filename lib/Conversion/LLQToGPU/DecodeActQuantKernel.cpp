@@ -39,6 +39,19 @@
 namespace llq::gpu {
 
 
+std::vector<std::string> roundToCodeLines(const std::string &E,
+                                          const std::string &inv) {
+  return {"%xd" + E + " = arith.mulf %xe" + E + ", " + inv + " : f32",
+          "%xn" + E + " = math.roundeven %xd" + E + " : f32",
+          "%xlo" + E + " = arith.cmpf olt, %xn" + E + ", %qmin : f32",
+          "%xl" + E + " = arith.select %xlo" + E + ", %qmin, %xn" + E +
+              " : f32",
+          "%xhi" + E + " = arith.cmpf ogt, %xl" + E + ", %qmax : f32",
+          "%xh" + E + " = arith.select %xhi" + E + ", %qmax, %xl" + E +
+              " : f32",
+          "%xq" + E + " = arith.fptosi %xh" + E + " : f32 to i32"};
+}
+
 std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   const int bits = spec.bits, T = spec.mTile;
   const int64_t C = quant::kChunkCodes(bits), perWord = 32 / bits;
@@ -173,16 +186,8 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
         const std::string E = U + "_" + intText(e);
         line("  %xe" + E + " = vector.extract %xw" + U + "[" + intText(e) +
              "] : f32 from vector<8xf32>");
-        line("  %xd" + E + " = arith.mulf %xe" + E + ", %inv" + R + " : f32");
-        line("  %xn" + E + " = math.roundeven %xd" + E + " : f32");
-        // Clamps as compare and select: inline on every target.
-        line("  %xlo" + E + " = arith.cmpf olt, %xn" + E + ", %qmin : f32");
-        line("  %xl" + E + " = arith.select %xlo" + E + ", %qmin, %xn" + E +
-             " : f32");
-        line("  %xhi" + E + " = arith.cmpf ogt, %xl" + E + ", %qmax : f32");
-        line("  %xh" + E + " = arith.select %xhi" + E + ", %qmax, %xl" + E +
-             " : f32");
-        line("  %xq" + E + " = arith.fptosi %xh" + E + " : f32 to i32");
+        for (const std::string &l : roundToCodeLines(E, "%inv" + R))
+          line("  " + l);
         line("  %pr" + E + " = arith.muli %xq" + E + ", %wq" + intText(j) +
              " : i32");
         line("  %ds" + E + " = arith.addi " + dot + ", %pr" + E + " : i32");

@@ -10,6 +10,7 @@
 #include "llq/Conversion/LLQToGPU/QGemmKernels.h"
 
 #include <string>
+#include <vector>
 
 namespace llq::gpu {
 
@@ -20,6 +21,12 @@ inline std::string intText(int64_t v) { return std::to_string(v); }
 std::string floatText(double v);
 extern const char *const kMapThreadsAttr;
 extern const char *const kMapBlocksAttr;
+
+/// The lines (MLIR text) that round activation %xe<E> (f32) to an integer
+/// code %xq<E> (i32): round half to even of %xe<E> * \p inv, clamped to
+/// [%qmin, %qmax] by compare and select (inline on every target).
+std::vector<std::string> roundToCodeLines(const std::string &E,
+                                          const std::string &inv);
 
 /// Launch configuration of a finalized prefill spec for \p m rows.
 QGemmLaunch prefillLaunch(const QGemmSpec &spec, int64_t m);
