@@ -112,6 +112,10 @@ for prefix in model model-w8a8; do
     echo "== whole model: $KERNEL_DIR/$prefix-cuda vs $KERNEL_DIR/$prefix-cpu"
     "$BUILD_DIR/model_check" "$KERNEL_DIR/$prefix-cuda" "$KERNEL_DIR/$prefix-cpu" \
       32 1 504 3458 282 253 1345 30 2 || MODEL_RC=$?
+    # Decode steps replay a CUDA graph by default; once more kernel by kernel.
+    echo "== whole model, LLQ_CUDA_GRAPHS=0 (no graph): $KERNEL_DIR/$prefix-cuda"
+    LLQ_CUDA_GRAPHS=0 "$BUILD_DIR/model_check" "$KERNEL_DIR/$prefix-cuda" \
+      "$KERNEL_DIR/$prefix-cpu" 32 1 504 3458 282 253 1345 30 2 || MODEL_RC=$?
   fi
 done
 

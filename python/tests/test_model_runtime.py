@@ -208,6 +208,54 @@ def test_gpu_artifact_prefills_integer_layers_on_tensor_cores(llq_opt, llq_compi
     assert " prefill=" not in (cpu / "layers.txt").read_text()
 
 
+def fake_cuda_library():
+    import os
+    from conftest import ROOT
+    build = os.environ.get("LLQ_BUILD_DIR", os.path.join(ROOT, "build"))
+    path = os.path.join(build, "lib", "libllq-fake-cuda.so")
+    if not os.path.exists(path):
+        pytest.fail("libllq-fake-cuda.so is not built; run scripts/setup.sh first")
+    return path
+
+
+@pytest.mark.parametrize("graphs", ["1", "0", "fail"])
+def test_cuda_backend_with_a_stand_in_driver(llq_opt, llq_compile, llq_run, tiny, tmp_path,
+                                             graphs):
+    # The CUDA backend (stream, asynchronous copies, the decode step recorded
+    # once as a graph and replayed) runs against a stand-in libcuda that
+    # executes the kernels of the equivalent host artifact: its logits must
+    # be the host backend's. Without tensor-core kernels (--no-prefill,
+    # decode rows 1 and 4) both artifacts hold the same kernels.
+    import os
+    q = quantize(llq_opt, tiny, "rtn-w4-g32", tmp_path)
+    cpu = compile_cpu(llq_compile, q, tmp_path / "cpu", "--max-context=32")
+    gpu = tmp_path / "gpu"
+    subprocess.run([llq_compile, str(q), "--target=cuda-sm80", "--no-prefill",
+                    "--decode-rows=1,4", "--max-context=32", "-o", str(gpu)],
+                   check=True, capture_output=True)
+    want = run_artifact(llq_run, cpu, TOKENS, "--print-logits")
+    env = dict(os.environ, LLQ_CUDA_DRIVER=fake_cuda_library(),
+               LLQ_FAKE_CUDA_HOST=str(cpu / "kernels.so"), LLQ_FAKE_CUDA_LOG="1",
+               LLQ_CUDA_GRAPHS="0" if graphs == "0" else "1",
+               LLQ_FAKE_CUDA_FAIL_CAPTURE="1" if graphs == "fail" else "0")
+    got = subprocess.run([llq_run, str(gpu), "--device", "cuda", "--tokens",
+                          ",".join(map(str, TOKENS)), "--print-logits"],
+                         check=True, capture_output=True, text=True, env=env)
+    assert got.stdout == want
+    launches, replays = map(int, re.search(r"fake cuda: (\d+) launches, (\d+) graph launches",
+                                           got.stderr).groups())
+    # --print-logits feeds the tokens one by one: each step is a replay of
+    # the sequence recorded at the first when graphs are on and recording
+    # works (the recording itself runs nothing).
+    assert replays == (len(TOKENS) if graphs == "1" else 0)
+    assert launches > 0
+    # A prompt and a greedy continuation through the same backend.
+    gen = subprocess.run([llq_run, str(gpu), "--device", "cuda", "--tokens",
+                          ",".join(map(str, TOKENS)), "--generate", "5"],
+                         check=True, capture_output=True, text=True, env=env).stdout
+    assert gen == run_artifact(llq_run, cpu, TOKENS, "--generate", "5")
+
+
 def test_contexts_longer_than_a_block_of_threads(llq_compile, llq_run, tiny, tmp_path):
     # 300 positions: each attention thread scores several keys, and the
     # prompt runs in chunks of 64 rows.

@@ -100,6 +100,21 @@ Expected<std::shared_ptr<CudaDriver>> CudaDriver::open(const char *library) {
   if (!missing.empty())
     return Status::error(std::string("CUDA driver ") + library +
                          " is too old: it lacks " + missing);
+  std::string optional; // what is missing here only disables graphs
+  resolve(handle, a.cuStreamCreate, {"cuStreamCreate"}, optional);
+  resolve(handle, a.cuStreamDestroy_v2, {"cuStreamDestroy_v2"}, optional);
+  resolve(handle, a.cuMemcpyHtoDAsync_v2, {"cuMemcpyHtoDAsync_v2"},
+          optional);
+  resolve(handle, a.cuMemcpyDtoHAsync_v2, {"cuMemcpyDtoHAsync_v2"},
+          optional);
+  resolve(handle, a.cuStreamBeginCapture_v2, {"cuStreamBeginCapture_v2"},
+          optional);
+  resolve(handle, a.cuStreamEndCapture, {"cuStreamEndCapture"}, optional);
+  resolve(handle, a.cuGraphInstantiateWithFlags,
+          {"cuGraphInstantiateWithFlags"}, optional);
+  resolve(handle, a.cuGraphLaunch, {"cuGraphLaunch"}, optional);
+  resolve(handle, a.cuGraphExecDestroy, {"cuGraphExecDestroy"}, optional);
+  resolve(handle, a.cuGraphDestroy, {"cuGraphDestroy"}, optional);
 
   CUresult r = a.cuInit(0);
   if (r == CUDA_ERROR_NO_DEVICE)

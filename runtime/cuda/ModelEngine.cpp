@@ -26,6 +26,11 @@
 namespace llq::rt::cuda {
 
 Backend::~Backend() = default;
+Status Backend::beginRecording() {
+  return Status::error("this backend cannot record launches");
+}
+Status Backend::endRecording() { return beginRecording(); }
+Status Backend::replay() { return beginRecording(); }
 
 namespace {
 
@@ -44,6 +49,19 @@ public:
   std::shared_ptr<CudaDriver> driver;
   std::unique_ptr<CudaDevice> device;
   std::unique_ptr<KernelLibrary> library;
+  /// Where everything runs: a non-blocking stream when the driver has
+  /// streams and graphs (uploads then go through it too, ordered with the
+  /// launches), else the legacy default stream.
+  CUstream stream = nullptr;
+  CUgraphExec graph = nullptr;
+
+  ~CudaBackend() override {
+    const DriverApi &api = device->api();
+    if (graph)
+      api.cuGraphExecDestroy(graph);
+    if (stream)
+      api.cuStreamDestroy_v2(stream);
+  }
 
   std::string describe() const override {
     return "cuda (" + device->name() + ", " + library->module().arch +
@@ -59,14 +77,27 @@ public:
     return uint64_t(*p);
   }
   void release(uint64_t ptr) override { (void)device->free(ptr); }
+  // From pageable host memory, an asynchronous copy returns once the data
+  // is staged, so the caller's buffer may change right after.
   Status upload(uint64_t dst, const void *src, size_t bytes) override {
-    return device->copyToDevice(dst, src, bytes);
+    if (!stream)
+      return device->copyToDevice(dst, src, bytes);
+    return device->check(
+        device->api().cuMemcpyHtoDAsync_v2(dst, src, bytes, stream),
+        "cuMemcpyHtoDAsync");
   }
   Status download(void *dst, uint64_t src, size_t bytes) override {
-    return device->copyToHost(dst, src, bytes);
+    if (!stream)
+      return device->copyToHost(dst, src, bytes);
+    if (Status s = device->check(
+            device->api().cuMemcpyDtoHAsync_v2(dst, src, bytes, stream),
+            "cuMemcpyDtoHAsync");
+        !s)
+      return s;
+    return synchronize();
   }
   Status zero(uint64_t dst, size_t bytes) override {
-    return device->fill32(dst, 0, bytes / 4);
+    return device->fill32(dst, 0, bytes / 4, stream);
   }
   Status launch(const ManifestKernel &kernel, std::array<uint32_t, 3> grid,
                 void **params, size_t) override {
@@ -76,10 +107,47 @@ public:
     return device->check(device->api().cuLaunchKernel(
                              *f, grid[0], grid[1], grid[2], kernel.block[0],
                              kernel.block[1], kernel.block[2],
-                             kernel.sharedBytes, nullptr, params, nullptr),
+                             kernel.sharedBytes, stream, params, nullptr),
                          "cuLaunchKernel");
   }
-  Status synchronize() override { return device->synchronize(); }
+  Status synchronize() override {
+    if (!stream)
+      return device->synchronize();
+    return device->check(device->api().cuStreamSynchronize(stream),
+                         "cuStreamSynchronize");
+  }
+
+  bool canRecord() const override { return stream != nullptr; }
+  Status beginRecording() override {
+    return device->check(device->api().cuStreamBeginCapture_v2(
+                             stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+                         "cuStreamBeginCapture");
+  }
+  Status endRecording() override {
+    const DriverApi &api = device->api();
+    CUgraph g = nullptr;
+    // Ends the capture whatever happened inside it (a failed launch
+    // invalidates it), so the stream is usable again.
+    if (Status s = device->check(api.cuStreamEndCapture(stream, &g),
+                                 "cuStreamEndCapture");
+        !s)
+      return s;
+    if (graph)
+      api.cuGraphExecDestroy(graph);
+    graph = nullptr;
+    Status s = device->check(api.cuGraphInstantiateWithFlags(&graph, g, 0),
+                             "cuGraphInstantiate");
+    api.cuGraphDestroy(g);
+    if (!s)
+      graph = nullptr;
+    return s;
+  }
+  Status replay() override {
+    if (!graph)
+      return Status::error("no recorded launch sequence");
+    return device->check(device->api().cuGraphLaunch(graph, stream),
+                         "cuGraphLaunch");
+  }
 };
 
 /// Runs ranges of a launch's blocks on worker threads (and the caller).
@@ -469,7 +537,11 @@ parseLayerTable(const std::string &text, const std::string &source) {
 Expected<std::unique_ptr<Backend>> openCudaBackend(const KernelManifest &m,
                                                    int ordinal) {
   auto b = std::make_unique<CudaBackend>();
-  Expected<std::shared_ptr<CudaDriver>> driver = CudaDriver::open();
+  // LLQ_CUDA_DRIVER names another driver library (an unusual install, or
+  // the tests' stand-in).
+  const char *library = std::getenv("LLQ_CUDA_DRIVER");
+  Expected<std::shared_ptr<CudaDriver>> driver =
+      library && *library ? CudaDriver::open(library) : CudaDriver::open();
   if (!driver)
     return driver.status();
   b->driver = *driver;
@@ -483,6 +555,17 @@ Expected<std::unique_ptr<Backend>> openCudaBackend(const KernelManifest &m,
   if (!lib)
     return lib.status();
   b->library = lib.take();
+  // Every function resolved now: a missing kernel fails the load, and a
+  // recorded step makes no module calls.
+  for (const ManifestKernel &k : m.kernels)
+    if (Expected<CUfunction> f = b->library->function(k); !f)
+      return f.status();
+  if (b->device->api().hasGraphs())
+    if (Status s = b->device->check(b->device->api().cuStreamCreate(
+                                        &b->stream, CU_STREAM_NON_BLOCKING),
+                                    "cuStreamCreate");
+        !s)
+      return s;
   return std::unique_ptr<Backend>(std::move(b));
 }
 
@@ -623,6 +706,11 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
     if (b)
       e->backend_ = b.take();
   }
+  if (e->backend_) {
+    const char *graphs = std::getenv("LLQ_CUDA_GRAPHS");
+    e->recordDecode_ = e->backend_->canRecord() &&
+                       !(graphs && std::string(graphs) == "0");
+  }
   if (!e->backend_) {
     if (device != "cpu" && device != "auto")
       return Status::error("unknown device '" + device +
@@ -677,6 +765,7 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
     Buffer *buffer;
     size_t bytes;
   } allocs[] = {{&e->ids_, P * 4},
+                {&e->pos_, 4},
                 {&e->h_, P * D * 4},
                 {&e->ss_, P * 4},
                 {&e->xn_, P * D * 2},
@@ -742,13 +831,11 @@ private:
 
 Status ModelEngine::run(const std::string &op,
                         std::vector<std::pair<uint64_t, size_t>> memrefs,
-                        std::vector<int32_t> ints, int64_t m) {
+                        int64_t m) {
   const ManifestKernel &k = kernel(model_.kernels.at(op));
   LaunchParams p;
   for (auto [ptr, n] : memrefs)
     p.memref(ptr, n);
-  for (int32_t v : ints)
-    p.i32(v);
   p.i32(int32_t(m));
   return backend_->launch(k, k.grid(m), p.data(), p.size());
 }
@@ -858,19 +945,52 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
 
 Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
                             float *logits) {
+  const int32_t pos0 = int32_t(position_);
+  if (Status s = backend_->upload(ids_.ptr, ids, size_t(m) * 4); !s)
+    return s;
+  if (Status s = backend_->upload(pos_.ptr, &pos0, 4); !s)
+    return s;
+  const bool withLogits = lastChunk && logits;
+  // A decode step is the same launch sequence every time (its position is
+  // read on the device): recorded once, then replayed.
+  if (m == 1 && withLogits && recordDecode_) {
+    if (!recorded_) {
+      Status s = backend_->beginRecording();
+      if (s) {
+        Status step = launchStep(1, true);
+        s = backend_->endRecording();
+        if (s && !step)
+          s = step;
+      }
+      recorded_ = bool(s);
+      recordDecode_ = recorded_; // on failure, launch kernel by kernel
+    }
+    if (recorded_) {
+      if (Status s = backend_->replay(); !s)
+        return s;
+    } else if (Status s = launchStep(1, true); !s) {
+      return s;
+    }
+  } else if (Status s = launchStep(m, withLogits); !s) {
+    return s;
+  }
+  position_ += m;
+  if (!withLogits)
+    return Status();
+  return backend_->download(logits, logits_.ptr, size_t(model_.vocab) * 4);
+}
+
+Status ModelEngine::launchStep(int64_t m, bool withLogits) {
   const ModelDescription &d = model_;
   const size_t D = size_t(d.hidden), Q = size_t(d.heads * d.headDim),
                KV = size_t(d.kvHeads * d.headDim), I = size_t(d.intermediate),
                M = size_t(m), C = size_t(d.maxContext);
-  const int32_t pos0 = int32_t(position_);
-  if (Status s = backend_->upload(ids_.ptr, ids, M * 4); !s)
-    return s;
   auto residual = [&](const std::string &op, std::vector<std::pair<uint64_t,
                                                                    size_t>>
                                                  args) -> Status {
     if (Status s = backend_->zero(ss_.ptr, M * 4); !s)
       return s;
-    return run(op, std::move(args), {}, m);
+    return run(op, std::move(args), m);
   };
   if (Status s = residual("embed", {{ids_.ptr, M},
                                     {tensor(d.embed), size_t(d.vocab) * D},
@@ -885,8 +1005,7 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
                    {{h_.ptr, M * D},
                     {ss_.ptr, M},
                     {tensor(blk.attnNorm), D},
-                    {xn_.ptr, M * D}},
-                   {}, m);
+                    {xn_.ptr, M * D}}, m);
     if (s)
       s = gemm(*L(blk.q), xn_.ptr, q_.ptr, m);
     if (s)
@@ -901,8 +1020,8 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
                {tensor(d.rope), size_t(d.headDim / 2)},
                {qh_.ptr, M * Q},
                {kCache_[b].ptr, C * KV},
-               {vCache_[b].ptr, C * KV}},
-              {pos0}, m);
+               {vCache_[b].ptr, C * KV},
+               {pos_.ptr, 1}}, m);
     const size_t MH = M * size_t(d.heads);
     if (s)
       s = backend_->zero(smax_.ptr, MH * 4);
@@ -913,19 +1032,21 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
               {{qh_.ptr, M * Q},
                {kCache_[b].ptr, C * KV},
                {scores_.ptr, MH * C},
-               {smax_.ptr, MH}},
-              {pos0}, m);
+               {smax_.ptr, MH},
+               {pos_.ptr, 1}}, m);
     if (s)
       s = run("softmax",
-              {{scores_.ptr, MH * C}, {smax_.ptr, MH}, {ssum_.ptr, MH}},
-              {pos0}, m);
+              {{scores_.ptr, MH * C},
+               {smax_.ptr, MH},
+               {ssum_.ptr, MH},
+               {pos_.ptr, 1}}, m);
     if (s)
       s = run("values",
               {{scores_.ptr, MH * C},
                {ssum_.ptr, MH},
                {vCache_[b].ptr, C * KV},
-               {o_.ptr, M * Q}},
-              {pos0}, m);
+               {o_.ptr, M * Q},
+               {pos_.ptr, 1}}, m);
     if (s)
       s = gemm(*L(blk.o), o_.ptr, y_.ptr, m);
     if (s)
@@ -936,15 +1057,13 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
               {{h_.ptr, M * D},
                {ss_.ptr, M},
                {tensor(blk.mlpNorm), D},
-               {xn_.ptr, M * D}},
-              {}, m);
+               {xn_.ptr, M * D}}, m);
     if (s)
       s = gemm(*L(blk.gate), xn_.ptr, g_.ptr, m);
     if (s)
       s = gemm(*L(blk.up), xn_.ptr, u_.ptr, m);
     if (s)
-      s = run("swiglu", {{g_.ptr, M * I}, {u_.ptr, M * I}, {a_.ptr, M * I}},
-              {}, m);
+      s = run("swiglu", {{g_.ptr, M * I}, {u_.ptr, M * I}, {a_.ptr, M * I}}, m);
     if (s)
       s = gemm(*L(blk.down), a_.ptr, y_.ptr, m);
     if (s)
@@ -953,23 +1072,17 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
     if (!s)
       return Status::error("block " + std::to_string(b) + ": " + s.message());
   }
-  position_ += m;
-  if (!lastChunk || !logits)
+  if (!withLogits)
     return Status();
   // The final norm and the LM head, on the last row only.
   const uint64_t hLast = h_.ptr + (M - 1) * D * 4,
                  ssLast = ss_.ptr + (M - 1) * 4;
   if (Status s = run("rmsnorm",
                      {{hLast, D}, {ssLast, 1}, {tensor(d.finalNorm), D},
-                      {xn_.ptr, D}},
-                     {}, 1);
+                      {xn_.ptr, D}}, 1);
       !s)
     return s;
-  if (Status s = gemm(**layer(d.lmHead), xn_.ptr, logits_.ptr, 1); !s)
-    return s;
-  if (Status s = backend_->synchronize(); !s)
-    return s;
-  return backend_->download(logits, logits_.ptr, size_t(d.vocab) * 4);
+  return gemm(**layer(d.lmHead), xn_.ptr, logits_.ptr, 1);
 }
 
 Status ModelEngine::prefill(const int32_t *ids, int64_t n, float *logits) {

@@ -269,7 +269,8 @@ TEST_F(ModelKernelTest, RopeWritesTheCacheAtItsPositions) {
     invf[j] = float(std::pow(10000.0, -2.0 * j / hd));
   Half qo(m * H * hd, 0), kc(C * G * hd, 0), vc(C * G * hd, 0);
   Params p;
-  p.mem(q).mem(k).mem(v).mem(invf).mem(qo).mem(kc).mem(vc).i32(pos0).i32(m);
+  std::vector<int32_t> posv = {pos0};
+  p.mem(q).mem(k).mem(v).mem(invf).mem(qo).mem(kc).mem(vc).mem(posv).i32(m);
   run(gpu::ModelOp::Rope, p);
 
   auto rotate = [&](const float *x, int64_t pos, int64_t i) {
@@ -315,9 +316,10 @@ TEST_F(ModelKernelTest, CausalGroupedQueryAttention) {
   std::vector<int32_t> smax(m * H, 0);
   Half out(m * H * hd, 0);
   Params ps, pm, pv;
-  ps.mem(q).mem(kc).mem(scores).mem(smax).i32(pos0).i32(m);
-  pm.mem(scores).mem(smax).mem(ssum).i32(pos0).i32(m);
-  pv.mem(scores).mem(ssum).mem(vc).mem(out).i32(pos0).i32(m);
+  std::vector<int32_t> posv = {pos0};
+  ps.mem(q).mem(kc).mem(scores).mem(smax).mem(posv).i32(m);
+  pm.mem(scores).mem(smax).mem(ssum).mem(posv).i32(m);
+  pv.mem(scores).mem(ssum).mem(vc).mem(out).mem(posv).i32(m);
   run(gpu::ModelOp::Scores, ps);
   run(gpu::ModelOp::Softmax, pm);
   run(gpu::ModelOp::Values, pv);

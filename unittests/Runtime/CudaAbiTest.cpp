@@ -30,12 +30,17 @@ static_assert(std::is_same_v<rt::CUmodule, ::CUmodule>);
 static_assert(std::is_same_v<rt::CUfunction, ::CUfunction>);
 static_assert(std::is_same_v<rt::CUstream, ::CUstream>);
 static_assert(std::is_same_v<rt::CUevent, ::CUevent>);
+static_assert(std::is_same_v<rt::CUgraph, ::CUgraph>);
+static_assert(std::is_same_v<rt::CUgraphExec, ::CUgraphExec>);
 static_assert(std::is_same_v<rt::CUdevice, ::CUdevice>);
 static_assert(std::is_same_v<rt::CUdeviceptr, ::CUdeviceptr>);
 static_assert(sizeof(rt::CUresult) == sizeof(::CUresult));
 
 // Enumerators.
 static_assert(rt::CUDA_SUCCESS == ::CUDA_SUCCESS);
+static_assert(rt::CU_STREAM_NON_BLOCKING == ::CU_STREAM_NON_BLOCKING);
+static_assert(rt::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL ==
+              ::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
 static_assert(rt::CUDA_ERROR_NO_DEVICE == ::CUDA_ERROR_NO_DEVICE);
 static_assert(rt::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT ==
               ::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
@@ -61,6 +66,7 @@ template <> struct AsInt<::CUresult> { using type = int; };
 template <> struct AsInt<::CUdevice_attribute> { using type = int; };
 template <> struct AsInt<::CUfunction_attribute> { using type = int; };
 template <> struct AsInt<::CUjit_option *> { using type = int *; };
+template <> struct AsInt<::CUstreamCaptureMode> { using type = int; };
 
 template <typename F> struct Erased;
 template <typename R, typename... A> struct Erased<R (*)(A...)> {
@@ -106,6 +112,16 @@ LLQ_SAME_SIGNATURE(cuEventElapsedTime_v2);
 LLQ_SAME_SIGNATURE(cuEventDestroy_v2);
 LLQ_SAME_SIGNATURE(cuGetErrorName);
 LLQ_SAME_SIGNATURE(cuGetErrorString);
+LLQ_SAME_SIGNATURE(cuStreamCreate);
+LLQ_SAME_SIGNATURE(cuStreamDestroy_v2);
+LLQ_SAME_SIGNATURE(cuMemcpyHtoDAsync_v2);
+LLQ_SAME_SIGNATURE(cuMemcpyDtoHAsync_v2);
+LLQ_SAME_SIGNATURE(cuStreamBeginCapture_v2);
+LLQ_SAME_SIGNATURE(cuStreamEndCapture);
+LLQ_SAME_SIGNATURE(cuGraphInstantiateWithFlags);
+LLQ_SAME_SIGNATURE(cuGraphLaunch);
+LLQ_SAME_SIGNATURE(cuGraphExecDestroy);
+LLQ_SAME_SIGNATURE(cuGraphDestroy);
 
 TEST(CudaAbiTest, DeclarationsMatchCudaH) {
   // The checks are the static_asserts above; this records that they ran.

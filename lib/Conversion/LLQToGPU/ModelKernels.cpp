@@ -197,7 +197,7 @@ func.func @{{NAME}}(%g: memref<?xf32>, %u: memref<?xf32>, %out: memref<?xf16>,
 constexpr const char *kRope = R"(
 func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
                     %invf: memref<?xf32>, %qo: memref<?xf16>,
-                    %kc: memref<?xf16>, %vc: memref<?xf16>, %pos0: i32,
+                    %kc: memref<?xf16>, %vc: memref<?xf16>, %posv: memref<?xi32>,
                     %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -210,6 +210,7 @@ func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%bx, %row) = (%c0, %c0) to (%gx, %mi) step (%c1, %c1) {
     scf.parallel (%j) = (%c0) to (%cHalf) step (%c1) {
+      %pos0 = memref.load %posv[%c0] : memref<?xi32>
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
       %pos64 = arith.index_cast %pos : index to i64
@@ -284,7 +285,7 @@ func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
 // and folds its largest score into smax.
 constexpr const char *kScores = R"(
 func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
-                    %smax: memref<?xi32>, %pos0: i32, %m: i32) {
+                    %smax: memref<?xi32>, %posv: memref<?xi32>, %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %cT = arith.constant {{BLOCK}} : index
@@ -303,6 +304,7 @@ func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
       %ones = arith.constant -1 : i32
       %sign = arith.constant -2147483648 : i32
       %izero = arith.constant 0 : i32
+      %pos0 = memref.load %posv[%c0] : memref<?xi32>
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
       %len = arith.addi %pos, %c1 : index
@@ -349,7 +351,7 @@ func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
 // them into ssum.
 constexpr const char *kSoftmax = R"(
 func.func @{{NAME}}(%sc: memref<?xf32>, %smax: memref<?xi32>,
-                    %ssum: memref<?xf32>, %pos0: i32, %m: i32) {
+                    %ssum: memref<?xf32>, %posv: memref<?xi32>, %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %cT = arith.constant {{BLOCK}} : index
@@ -362,6 +364,7 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %smax: memref<?xi32>,
       %ones = arith.constant -1 : i32
       %low = arith.constant 2147483647 : i32
       %izero = arith.constant 0 : i32
+      %pos0 = memref.load %posv[%c0] : memref<?xi32>
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
       %len = arith.addi %pos, %c1 : index
@@ -394,7 +397,7 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %smax: memref<?xi32>,
 // sum_t e[t].
 constexpr const char *kValues = R"(
 func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
-                    %vc: memref<?xf16>, %out: memref<?xf16>, %pos0: i32,
+                    %vc: memref<?xf16>, %out: memref<?xf16>, %posv: memref<?xi32>,
                     %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -408,6 +411,7 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
       %cKRow = arith.constant {{KROW}} : index
       %cCtx = arith.constant {{CTX}} : index
       %zero = arith.constant 0.0 : f32
+      %pos0 = memref.load %posv[%c0] : memref<?xi32>
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
       %len = arith.addi %pos, %c1 : index

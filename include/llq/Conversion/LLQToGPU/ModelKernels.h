@@ -61,12 +61,15 @@ enum class ModelOp {
   AddSumSq, ///< (h f32, y f32, ss f32, m): h += y, ss += rows' squares
   RmsNorm,  ///< (h f32, ss f32, weight f32 [D], out f16, m)
   Rope,     ///< (q, k, v f32, inv_freq f32 [hd/2], q_out f16, kcache,
-            ///<  vcache f16, pos0 i32, m)
-  Scores,   ///< (q f16, kcache f16, scores f32, smax i32, pos0 i32, m)
-  Softmax,  ///< (scores f32, smax i32, ssum f32, pos0 i32, m): exp in place
-  Values,   ///< (scores f32, ssum f32, vcache f16, out f16, pos0 i32, m)
+            ///<  vcache f16, pos, m)
+  Scores,   ///< (q f16, kcache f16, scores f32, smax i32, pos, m)
+  Softmax,  ///< (scores f32, smax i32, ssum f32, pos, m): exp in place
+  Values,   ///< (scores f32, ssum f32, vcache f16, out f16, pos, m)
   SwiGlu,   ///< (gate f32, up f32, out f16, m)
 };
+// pos: memref<?xi32> holding the first row's position. It lives in device
+// memory rather than in the launch parameters so that one captured launch
+// sequence (a CUDA graph) serves every decode step.
 
 /// "embed", "add_sumsq", "rmsnorm", "rope", "scores", "softmax", "values",
 /// "swiglu".

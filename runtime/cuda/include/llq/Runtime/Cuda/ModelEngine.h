@@ -60,6 +60,15 @@ public:
                         std::array<uint32_t, 3> grid, void **params,
                         size_t count) = 0;
   virtual Status synchronize() = 0;
+
+  /// Recording: the uploads-free launch sequence between beginRecording and
+  /// endRecording is kept (a CUDA graph) and replay() runs it again. A
+  /// backend that cannot record says so with canRecord(); after a failed
+  /// endRecording nothing is kept and the launches did not run.
+  virtual bool canRecord() const { return false; }
+  virtual Status beginRecording();
+  virtual Status endRecording();
+  virtual Status replay();
 };
 
 /// The CUDA driver on device \p ordinal with the artifact's cubin or PTX.
@@ -121,6 +130,10 @@ public:
   Status decode(int32_t id, float *logits) { return prefill(&id, 1, logits); }
   /// Empties the context (the KV cache is overwritten from position 0).
   void reset() { position_ = 0; }
+  /// Whether decode steps replay one recorded launch sequence (a CUDA
+  /// graph): on for CUDA unless LLQ_CUDA_GRAPHS=0, off after a recording
+  /// failed (the steps then launch kernel by kernel).
+  bool replaysDecodeSteps() const { return recorded_; }
 
   int64_t position() const { return position_; }
   const ModelDescription &description() const { return model_; }
@@ -134,9 +147,13 @@ private:
   };
   Expected<Buffer> allocate(size_t bytes);
   Status gemm(const LayerEntry &layer, uint64_t x, uint64_t y, int64_t m);
+  /// The launches of one forward step over m rows (ids_ and pos_ hold its
+  /// tokens and first position): no uploads, downloads or waits, so that a
+  /// decode step can be recorded once.
+  Status launchStep(int64_t m, bool withLogits);
   Status run(const std::string &op, std::vector<std::pair<uint64_t, size_t>>
                                         memrefs,
-             std::vector<int32_t> ints, int64_t m);
+             int64_t m);
   Status forward(const int32_t *ids, int64_t m, bool lastChunk,
                  float *logits);
   const ManifestKernel &kernel(const std::string &name) const;
@@ -157,6 +174,9 @@ private:
   // Integer prefill kernels' operands: quantized rows (bytes), their steps,
   // and per-segment maxima (allocated when a layer has such a kernel).
   Buffer xq_, xs_, xpart_;
+  // The first row's position (the attention kernels read it on the device).
+  Buffer pos_;
+  bool recordDecode_ = false, recorded_ = false;
   std::vector<Buffer> kCache_, vCache_;
   int64_t position_ = 0;
 };
