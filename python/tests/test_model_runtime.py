@@ -44,7 +44,7 @@ def quantize(llq_opt, ir, spec, tmp_path):
     """`llq-opt --quantize=spec` (calibrated methods on random tokens)."""
     out = tmp_path / "model.q.mlir"
     args = [llq_opt, str(ir), f"--quantize={spec}", "-o", str(out), "--quantize-report=none"]
-    if spec.startswith(("awq", "smoothquant", "pbllm", "billm")):
+    if spec.startswith(("awq", "smoothquant", "pbllm", "billm", "quip")):
         calib = tmp_path / "calib.txt"
         calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
         args += [f"--calib={calib}", "--calib-samples=4", "--calib-seqlen=64"]
@@ -66,7 +66,8 @@ def run_artifact(llq_run, art, tokens, *extra):
                                             ("rtn-w8", 5e-3), ("awq-w4-g32", 5e-3),
                                             ("pbllm-w2", 5e-3), ("billm", 5e-3),
                                             ("dbllm-w2-g64", 5e-3), ("nf4-g64", 5e-3),
-                                            ("nf4-icq", 5e-3),
+                                            ("nf4-icq", 5e-3), ("quip-w4", 5e-3),
+                                            ("quip-w2-g64", 5e-3),
                                             ("smoothquant-w8a8", 5e-2)])
 def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, tiny, tmp_path,
                                                 spec, tolerance):
@@ -82,7 +83,7 @@ def test_every_position_matches_the_interpreter(llq_opt, llq_compile, llq_run, t
     assert relative_error(got, want) < tolerance
     if spec.startswith("smoothquant"):
         assert "act_bits=8" in (art / "layers.txt").read_text()
-    if spec.startswith(("pbllm", "billm", "dbllm", "nf4")):  # their own GEMVs
+    if spec.startswith(("pbllm", "billm", "dbllm", "nf4", "quip")):  # own kernels
         fmt = spec.split("-")[0]
         assert (art / "layers.txt").read_text().count(f"format={fmt}") == 14
 
@@ -218,16 +219,17 @@ def fake_cuda_library():
     return path
 
 
-@pytest.mark.parametrize("graphs", ["1", "0", "fail"])
+@pytest.mark.parametrize("spec,graphs", [("rtn-w4-g32", "1"), ("rtn-w4-g32", "0"),
+                                         ("rtn-w4-g32", "fail"), ("quip-w4", "1")])
 def test_cuda_backend_with_a_stand_in_driver(llq_opt, llq_compile, llq_run, tiny, tmp_path,
-                                             graphs):
+                                             spec, graphs):
     # The CUDA backend (stream, asynchronous copies, the decode step recorded
     # once as a graph and replayed) runs against a stand-in libcuda that
     # executes the kernels of the equivalent host artifact: its logits must
     # be the host backend's. Without tensor-core kernels (--no-prefill,
     # decode rows 1 and 4) both artifacts hold the same kernels.
     import os
-    q = quantize(llq_opt, tiny, "rtn-w4-g32", tmp_path)
+    q = quantize(llq_opt, tiny, spec, tmp_path)
     cpu = compile_cpu(llq_compile, q, tmp_path / "cpu", "--max-context=32")
     gpu = tmp_path / "gpu"
     subprocess.run([llq_compile, str(q), "--target=cuda-sm80", "--no-prefill",
@@ -256,6 +258,25 @@ def test_cuda_backend_with_a_stand_in_driver(llq_opt, llq_compile, llq_run, tiny
     assert gen == run_artifact(llq_run, cpu, TOKENS, "--generate", "5")
 
 
+def test_gpu_artifact_of_a_quip_model(llq_opt, llq_compile, tiny, tmp_path):
+    # QuIP layers: Q' on the ordinary kernels (tensor-core prefill included)
+    # between the Hadamard transforms' nests, which keep to registers.
+    q = quantize(llq_opt, tiny, "quip-w4", tmp_path)
+    out = tmp_path / "gpu"
+    subprocess.run([llq_compile, str(q), "--target=cuda-sm90,cuda-sm80", "-o", str(out)],
+                   check=True, capture_output=True)
+    manifest = (out / "kernels.txt").read_text()
+    layers = (out / "layers.txt").read_text()
+    assert layers.count("format=quip") == 14 and layers.count(" prefill=llq_qgemm_w4_") == 14
+    rht = [line.split()[1] for line in manifest.splitlines()
+           if " op=rht_stage " in line or " op=rht_finish " in line]
+    assert any("_t_" in name for name in rht) and any("_f_" in name for name in rht)
+    for chip in ("sm_90", "sm_80"):
+        spills = ptxas_spills((out / f"kernels.{chip}.ptxas.txt").read_text())
+        for name in rht:
+            assert spills.get(name) == "0", (chip, name)
+
+
 def test_contexts_longer_than_a_block_of_threads(llq_compile, llq_run, tiny, tmp_path):
     # 300 positions: each attention thread scores several keys, and the
     # prompt runs in chunks of 64 rows.
@@ -270,19 +291,15 @@ def test_contexts_longer_than_a_block_of_threads(llq_compile, llq_run, tiny, tmp
     assert relative_error(got, want[-1]) < 5e-3
 
 
-def test_formats_without_kernels_are_diagnosed(llq_opt, llq_compile, tiny, tmp_path):
-    """QuIP layers have no GPU kernel yet: a diagnostic per layer naming the
-    format, exit 1, and no output directory."""
-    calib = tmp_path / "calib.txt"
-    calib.write_text(" ".join(map(str, np.random.default_rng(1).integers(0, 300, 2048))))
-    q = tmp_path / "model.quip.mlir"
-    subprocess.run([llq_opt, str(tiny), "--quantize=quip-w4", "-o", str(q),
-                    "--quantize-report=none", f"--calib={calib}", "--calib-samples=4",
-                    "--calib-seqlen=64"], check=True, capture_output=True)
+def test_layers_without_kernels_are_diagnosed(llq_opt, llq_compile, tiny, tmp_path):
+    """2-bit codes in groups of 32 do not fill the kernels' 128-bit chunks of
+    64 codes: a diagnostic per layer naming the limit, exit 1, and no output
+    directory."""
+    q = quantize(llq_opt, tiny, "rtn-w2-g32", tmp_path)
     out = tmp_path / "gpu"
     r = subprocess.run([llq_compile, str(q), "--target=cpu", "-o", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 1
-    assert r.stderr.count("no GPU kernel yet for the 'quip' packed format") == 14
+    assert r.stderr.count("group 32 is not a multiple of the 64 codes") == 14
     assert "cannot compile" in r.stderr
     assert not out.exists()

@@ -491,6 +491,8 @@ parseLayerTable(const std::string &text, const std::string &source) {
         parts = {"mask", "first", "second", "alphas"};
       else if (l.format == "nf4")
         parts = {"codes", "levels", "scales", "shifts"};
+      else if (l.format == "quip")
+        parts = {"v_signs", "v_mix", "inv_d", "u_signs", "u_mix"};
       else
         return Status::error(where + "layer " + l.name + ": unknown format '" +
                              l.format + "'");
@@ -500,16 +502,45 @@ parseLayerTable(const std::string &text, const std::string &source) {
                                part + "'");
         l.parts[part] = kv[part];
       }
-      kv["w"] = kv[parts[0]];
-      kv["scales"] = kv[parts.back()];
-      kv["biases"] = kv[parts.back()];
+      if (l.format == "quip") {
+        auto list = [](const std::string &text) {
+          std::vector<std::string> names;
+          size_t start = 0;
+          while (start <= text.size()) {
+            size_t comma = text.find(',', start);
+            std::string name = text.substr(
+                start, comma == std::string::npos ? std::string::npos
+                                                  : comma - start);
+            if (!name.empty())
+              names.push_back(name);
+            if (comma == std::string::npos)
+              break;
+            start = comma + 1;
+          }
+          return names;
+        };
+        l.vStages = list(kv["v_stages"]);
+        l.uStages = list(kv["u_stages"]);
+        l.vFinish = kv["v_finish"];
+        l.uFinish = kv["u_finish"];
+        if (l.vStages.empty() || l.uStages.empty() || l.vFinish.empty() ||
+            l.uFinish.empty())
+          return Status::error(where + "layer " + l.name +
+                               ": missing transform kernels (v_stages, "
+                               "v_finish, u_stages, u_finish)");
+      } else {
+        kv["w"] = kv[parts[0]];
+        kv["scales"] = kv[parts.back()];
+        kv["biases"] = kv[parts.back()];
+      }
     }
+    // Uniform layers (and QuIP's Q') have groups.
+    const bool uniform = !l.f16 && (l.format.empty() || l.format == "quip");
     if (!toInt(kv["n"], l.n) || !toInt(kv["k"], l.k) || l.n < 1 || l.k < 1 ||
-        (!l.f16 && l.format.empty() &&
-         (!toInt(kv["group"], group) || group < 1)))
+        (uniform && (!toInt(kv["group"], group) || group < 1)))
       return Status::error(where + "layer " + l.name +
                            ": bad or missing n, k or group");
-    l.groups = l.f16 || !l.format.empty() ? 0 : (l.k + group - 1) / group;
+    l.groups = uniform ? (l.k + group - 1) / group : 0;
     l.w = kv["w"];
     l.scales = kv["scales"];
     l.biases = kv["biases"];
@@ -658,6 +689,7 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
   }
   std::vector<std::string> used = {e->model_.lmHead};
   int64_t intK = 0; // the widest layer with an integer prefill kernel
+  int64_t quipK = 0, quipN = 0; // the widest QuIP layer
   for (const ModelDescription::Block &b : e->model_.blocks)
     for (const std::string *l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up,
                                  &b.down})
@@ -693,6 +725,22 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
     }
     if ((*l)->k % 8)
       return Status::error("layer " + name + ": K is not a multiple of 8");
+    std::vector<std::string> transforms = (*l)->vStages;
+    transforms.insert(transforms.end(), (*l)->uStages.begin(),
+                      (*l)->uStages.end());
+    if ((*l)->format == "quip") {
+      transforms.push_back((*l)->vFinish);
+      transforms.push_back((*l)->uFinish);
+      quipK = std::max(quipK, (*l)->k);
+      quipN = std::max(quipN, (*l)->n);
+    }
+    for (const std::string &t : transforms) {
+      const ManifestKernel *k = e->manifest_.find(t);
+      if (!k || k->kind != QGemmKernelKind::Model)
+        return Status::error("layer " + name + ": kernel " + t +
+                             " (a QuIP transform) is not a model kernel of "
+                             "kernels.txt");
+    }
   }
 
   // The backend.
@@ -785,7 +833,10 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
                 {&e->xq_, P * size_t(intK)},
                 {&e->xs_, intK ? P * 4 : 0},
                 // Segment maxima: at most one per 16 values.
-                {&e->xpart_, P * size_t(intK / 16) * 4}};
+                {&e->xpart_, P * size_t(intK / 16) * 4},
+                {&e->qx_, P * size_t(quipK) * 2},
+                {&e->qy_, P * size_t(quipN) * 4},
+                {&e->qbuf_, P * size_t(std::max(quipK, quipN)) * 4}};
   for (Alloc &a : allocs) {
     if (!a.bytes)
       continue;
@@ -840,8 +891,49 @@ Status ModelEngine::run(const std::string &op,
   return backend_->launch(k, k.grid(m), p.data(), p.size());
 }
 
+Status ModelEngine::hadamard(const LayerEntry &l, bool outputs, uint64_t in,
+                             uint64_t out, int64_t n, int64_t m) {
+  const char *side = outputs ? "u" : "v";
+  auto part = [&](const std::string &key) {
+    const Buffer &b = tensors_.at(l.parts.at(std::string(side) + key));
+    return std::make_pair(b.ptr, b.bytes / 4);
+  };
+  const Buffer &invD = tensors_.at(l.parts.at("inv_d"));
+  const size_t M = size_t(m), N = size_t(n);
+  for (const std::string &name : outputs ? l.uStages : l.vStages) {
+    LaunchParams p;
+    p.memref(in, M * N);
+    p.memref(part("_signs").first, part("_signs").second);
+    p.memref(invD.ptr, invD.bytes / 4);
+    p.memref(qbuf_.ptr, M * N);
+    p.i32(int32_t(m));
+    const ManifestKernel &k = kernel(name);
+    if (Status s = backend_->launch(k, k.grid(m), p.data(), p.size()); !s)
+      return Status::error("layer " + l.name + ": " + s.message());
+  }
+  LaunchParams p;
+  p.memref(qbuf_.ptr, M * N);
+  p.memref(part("_signs").first, part("_signs").second);
+  p.memref(part("_mix").first, part("_mix").second);
+  p.memref(out, M * N);
+  p.i32(int32_t(m));
+  const ManifestKernel &k = kernel(outputs ? l.uFinish : l.vFinish);
+  if (Status s = backend_->launch(k, k.grid(m), p.data(), p.size()); !s)
+    return Status::error("layer " + l.name + ": " + s.message());
+  return Status();
+}
+
 Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
                          int64_t m) {
+  // QuIP: y = ((x D^-1) V^T) Q'^T U, the middle product on Q''s kernels.
+  uint64_t quipOut = 0;
+  if (l.format == "quip") {
+    if (Status s = hadamard(l, /*outputs=*/false, x, qx_.ptr, l.k, m); !s)
+      return s;
+    x = qx_.ptr;
+    quipOut = y;
+    y = qy_.ptr;
+  }
   // The kernel: the smallest decode tile that holds m rows, else prefill,
   // else the largest decode tile, row chunk by row chunk.
   const ManifestKernel *k = nullptr;
@@ -940,6 +1032,8 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
         !s)
       return Status::error("layer " + l.name + ": " + s.message());
   }
+  if (quipOut)
+    return hadamard(l, /*outputs=*/true, y, quipOut, l.n, m);
   return Status();
 }
 

@@ -72,6 +72,7 @@
 
 #include <map>
 #include <optional>
+#include <tuple>
 
 using namespace llvm;
 using namespace llq;
@@ -243,6 +244,8 @@ struct GpuLayer {
   int actBits = 0;  ///< activation bits of integer-activation layers
   std::string format; ///< "pbllm" or "billm" for binarized layers
   std::string prefill;
+  /// QuIP: the Hadamard transforms of the inputs (V) and outputs (U).
+  gpu::HadamardSpec quipV, quipU;
 };
 
 /// The layer name of a packed layer: its first part's name without the
@@ -262,86 +265,37 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
           std::map<mlir::Operation *, std::string> &layerOf,
           std::vector<gpu::PBLLMGemvSpec> &pbllmSpecs,
           std::vector<gpu::BiLLMGemvSpec> &billmSpecs,
-          std::vector<gpu::NF4GemvSpec> &nf4Specs, bool needLayers) {
+          std::vector<gpu::NF4GemvSpec> &nf4Specs,
+          std::vector<gpu::HadamardSpec> &hadamardSpecs, bool needLayers) {
   std::vector<GpuLayer> layers;
   WeightStore store;
   bool failedAny = false;
-  module.walk([&](QLinearOp op) {
+
+  // A uniform layer (llq.qlinear, or the Q' of a QuIP layer): codes
+  // repacked into the k-chunk layout, its group constants, and its decode
+  // and prefill kernels. Returns false after a diagnostic on \p op.
+  auto packUniform = [&](mlir::Operation *op, const std::string &name,
+                         int64_t n, int64_t k, int codeBits, int64_t group,
+                         const uint32_t *bitstream, const float *scaleValues,
+                         const uint8_t *zeros, int actBits, float actStep,
+                         GpuLayer &layer) -> bool {
     auto error = [&]() -> mlir::InFlightDiagnostic {
       failedAny = true;
-      return op.emitError();
+      return op->emitError();
     };
-    SchemeAttr scheme = op.getScheme();
-    int64_t n = op.getOutFeatures(), k = op.getInFeatures();
-    if (scheme.getCodebook() != Codebook::uniform) {
-      error() << "the GPU kernels run uniform schemes, not "
-              << scheme.getSpecString();
-      return;
-    }
-    // Activation-quantized layers (SmoothQuant): per-token, or per-tensor
-    // with a static step; integer products in CUDA-core decode kernels.
-    const int actBits = static_cast<int>(scheme.getActBits());
-    float actStep = 0;
-    if (actBits) {
-      if (scheme.getActGranularity() != ActGranularity::per_token) {
-        if (!op.getActScale()) {
-          error() << "dynamic per-tensor activation scales depend on the "
-                     "whole batch and have no GPU kernel; use per-token "
-                     "activations or a static (calibrated) step";
-          return;
-        }
-        actStep = op.getActScale()->convertToFloat();
-      }
-    }
-    if (op.getBias()) {
-      error() << "a biased quantized layer has no GPU kernel yet";
-      return;
-    }
-    int64_t group = scheme.isPerChannel() ? k : scheme.getGroupSize();
-    const int codeBits = static_cast<int>(scheme.getBits());
     // 3-bit codes (and 5 to 7) run in the next wider k-chunk container.
     const int bits = quant::kChunkContainerBits(codeBits);
     if (std::string why = quant::kChunkUnsupportedReason(n, k, bits, group);
         !why.empty()) {
       error() << "no GPU kernel for this layer: " << why;
-      return;
-    }
-    auto qweight = op.getQweight().getDefiningOp<WeightOp>();
-    auto scales = op.getScales().getDefiningOp<WeightOp>();
-    WeightOp zeros =
-        op.getZeros() ? op.getZeros().getDefiningOp<WeightOp>() : WeightOp();
-    if (!qweight || !scales || (op.getZeros() && !zeros)) {
-      error() << "expected packed weights stored in an archive (llq.weight), "
-                 "as llq-opt writes them";
-      return;
-    }
-    auto codes = store.getBytes(qweight);
-    auto scaleValues = store.getFloats(scales);
-    mlir::FailureOr<ArrayRef<uint8_t>> zeroBytes = ArrayRef<uint8_t>();
-    if (zeros)
-      zeroBytes = store.getBytes(zeros);
-    if (failed(codes) || failed(scaleValues) || failed(zeroBytes)) {
-      failedAny = true;
-      return;
+      return false;
     }
     const int64_t groups = (k + group - 1) / group;
-    if (int64_t(scaleValues->size()) != n * groups) {
-      error() << "expected " << n * groups << " scales, found "
-              << scaleValues->size();
-      return;
-    }
-
-    StringRef qname = qweight.getName();
-    qname.consume_back(".qweight");
-    std::string name = qname.str();
-
     std::vector<uint32_t> packed(quant::kChunkWords(n, k, bits));
-    quant::repackBitstreamToKChunk(
-        reinterpret_cast<const uint32_t *>(codes->data()), n, k, codeBits,
-        packed.data(), bits);
+    quant::repackBitstreamToKChunk(bitstream, n, k, codeBits, packed.data(),
+                                   bits);
     quant::KChunkGroupConstants constants = quant::makeKChunkGroupConstants(
-        scaleValues->data(), zeros ? zeroBytes->data() : nullptr, n, groups,
-        codeBits);
+        scaleValues, zeros, n, groups, codeBits);
     std::string err;
     int64_t chunks = k / quant::kChunkCodes(bits);
     if (!weights.add(name + ".w", DType::U32, {chunks, n, 4}, packed.data(),
@@ -353,17 +307,16 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
                      constants.biases.data(), constants.biases.size() * 2,
                      err)) {
       error() << err;
-      return;
+      return false;
     }
-
-    layerOf[op] = name;
-    GpuLayer layer;
     layer.name = name;
     layer.shape = {bits, group, n, k};
     layer.codeBits = codeBits;
+    bool ok = true;
     auto add = [&](gpu::QGemmSpec spec) -> std::string {
       if (std::string why = spec.finalize(); !why.empty()) {
         error() << "no GPU kernel for this layer: " << why;
+        ok = false;
         return "";
       }
       for (const gpu::QGemmSpec &s : specs)
@@ -412,6 +365,76 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
       if (gpu::QGemmSpec p = spec; p.finalize().empty())
         layer.prefill = add(spec);
     }
+    return ok;
+  };
+
+  module.walk([&](QLinearOp op) {
+    auto error = [&]() -> mlir::InFlightDiagnostic {
+      failedAny = true;
+      return op.emitError();
+    };
+    SchemeAttr scheme = op.getScheme();
+    int64_t n = op.getOutFeatures(), k = op.getInFeatures();
+    if (scheme.getCodebook() != Codebook::uniform) {
+      error() << "the GPU kernels run uniform schemes, not "
+              << scheme.getSpecString();
+      return;
+    }
+    // Activation-quantized layers (SmoothQuant): per-token, or per-tensor
+    // with a static step; integer products in CUDA-core decode kernels.
+    const int actBits = static_cast<int>(scheme.getActBits());
+    float actStep = 0;
+    if (actBits) {
+      if (scheme.getActGranularity() != ActGranularity::per_token) {
+        if (!op.getActScale()) {
+          error() << "dynamic per-tensor activation scales depend on the "
+                     "whole batch and have no GPU kernel; use per-token "
+                     "activations or a static (calibrated) step";
+          return;
+        }
+        actStep = op.getActScale()->convertToFloat();
+      }
+    }
+    if (op.getBias()) {
+      error() << "a biased quantized layer has no GPU kernel yet";
+      return;
+    }
+    int64_t group = scheme.isPerChannel() ? k : scheme.getGroupSize();
+    const int codeBits = static_cast<int>(scheme.getBits());
+    auto qweight = op.getQweight().getDefiningOp<WeightOp>();
+    auto scales = op.getScales().getDefiningOp<WeightOp>();
+    WeightOp zeros =
+        op.getZeros() ? op.getZeros().getDefiningOp<WeightOp>() : WeightOp();
+    if (!qweight || !scales || (op.getZeros() && !zeros)) {
+      error() << "expected packed weights stored in an archive (llq.weight), "
+                 "as llq-opt writes them";
+      return;
+    }
+    auto codes = store.getBytes(qweight);
+    auto scaleValues = store.getFloats(scales);
+    mlir::FailureOr<ArrayRef<uint8_t>> zeroBytes = ArrayRef<uint8_t>();
+    if (zeros)
+      zeroBytes = store.getBytes(zeros);
+    if (failed(codes) || failed(scaleValues) || failed(zeroBytes)) {
+      failedAny = true;
+      return;
+    }
+    const int64_t groups = (k + group - 1) / group;
+    if (int64_t(scaleValues->size()) != n * groups) {
+      error() << "expected " << n * groups << " scales, found "
+              << scaleValues->size();
+      return;
+    }
+    StringRef qname = qweight.getName();
+    qname.consume_back(".qweight");
+    GpuLayer layer;
+    if (!packUniform(op, qname.str(), n, k, codeBits, group,
+                     reinterpret_cast<const uint32_t *>(codes->data()),
+                     scaleValues->data(),
+                     zeros ? zeroBytes->data() : nullptr, actBits, actStep,
+                     layer))
+      return;
+    layerOf[op] = layer.name;
     layers.push_back(layer);
   });
   // The binary-term, NF4 and rotated formats run on the CPU path only.
@@ -570,15 +593,81 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
     layers.push_back(layer);
   };
 
+  // QuIP: y = ((x D^-1) V^T) Q'^T U. Q' is a uniform layer (the ordinary
+  // kernels); V and U^T are randomized Hadamard transforms of the rows, by
+  // loop nests, rebuilt here from the layer's seeds.
+  auto packQuIP = [&](PackedLinearOp op, ArrayRef<ArrayRef<uint8_t>> parts) {
+    const quant::PackedParams params = op.getPackedParams();
+    const int64_t n = op.getOutFeatures(), k = op.getInFeatures();
+    const int64_t group = params.groupSize > 0 ? params.groupSize : k;
+    const int64_t groups = (k + group - 1) / group;
+    const size_t expected = params.symmetric ? 3 : 4;
+    auto fail = [&](const Twine &why) {
+      failedAny = true;
+      op.emitError() << "no GPU kernel for this QuIP layer: " << why;
+    };
+    if (parts.size() != expected ||
+        int64_t(parts[1].size()) != n * groups * 2 ||
+        (!params.symmetric && int64_t(parts[2].size()) != n * groups) ||
+        int64_t(parts.back().size()) != k * 4)
+      return fail("its parts are not the format's");
+    for (int64_t size : {n, k})
+      if (std::string why = quant::RandomizedHadamard::checkSize(size);
+          !why.empty())
+        return fail(why);
+    std::vector<float> scales(static_cast<size_t>(n * groups));
+    const auto *halves = reinterpret_cast<const uint16_t *>(parts[1].data());
+    for (size_t i = 0; i < scales.size(); ++i)
+      scales[i] = quant::halfToFloat(halves[i]);
+    GpuLayer layer;
+    if (!packUniform(op, part0Name(op).str(), n, k, params.bits, group,
+                     reinterpret_cast<const uint32_t *>(parts[0].data()),
+                     scales.data(),
+                     params.symmetric ? nullptr : parts[2].data(), 0, 0,
+                     layer))
+      return;
+    layer.format = "quip";
+    // Transforms: V over the K inputs (with 1/D), U over the N outputs.
+    std::vector<float> invD(static_cast<size_t>(k));
+    const auto *d = reinterpret_cast<const float *>(parts.back().data());
+    for (int64_t i = 0; i < k; ++i)
+      invD[size_t(i)] = 1.0f / d[i];
+    std::string err;
+    bool ok = weights.add(layer.name + ".inv_d", DType::F32, {k}, invD.data(),
+                          invD.size() * 4, err);
+    for (auto [side, size, seed] :
+         {std::tuple<const char *, int64_t, uint64_t>{"v", k, params.seedV},
+          {"u", n, params.seedU}}) {
+      quant::RandomizedHadamard t(size, seed);
+      std::vector<float> signs(t.signs().begin(), t.signs().end());
+      std::vector<float> mix(t.mixing().begin(), t.mixing().end());
+      const std::string stem = layer.name + "." + side;
+      ok = ok &&
+           weights.add(stem + "_signs", DType::F32, {t.hadamardSize()},
+                       signs.data(), signs.size() * 4, err) &&
+           weights.add(stem + "_mix", DType::F32,
+                       {t.oddSize(), t.oddSize()}, mix.data(), mix.size() * 4,
+                       err);
+      gpu::HadamardSpec h;
+      h.n = size;
+      h.p = t.hadamardSize();
+      h.m = t.oddSize();
+      h.transpose = *side == 'u';
+      (*side == 'v' ? layer.quipV : layer.quipU) = h;
+      if (llvm::none_of(hadamardSpecs, [&](const gpu::HadamardSpec &o) {
+            return o.finishName() == h.finishName();
+          }))
+        hadamardSpecs.push_back(h);
+    }
+    if (!ok)
+      return fail(err);
+    layerOf[op] = layer.name;
+    layers.push_back(layer);
+  };
+
   // PB-LLM layers run their own GEMV over the bit planes; the other packed
   // formats (BiLLM, DB-LLM, NF4, QuIP) run on the CPU path only.
   module.walk([&](PackedLinearOp op) {
-    if (op.getFormat() == PackedFormat::quip) {
-      failedAny = true;
-      op.emitError() << "no GPU kernel yet for the 'quip' packed format (its "
-                        "rotations run on the CPU path only)";
-      return;
-    }
     if (op.getBias()) {
       failedAny = true;
       op.emitError() << "a biased packed layer has no GPU kernel yet";
@@ -600,6 +689,10 @@ packModel(mlir::ModuleOp module, std::vector<gpu::QGemmSpec> &specs,
       parts.push_back(*bytes);
     }
     const int64_t words = (k + 31) / 32;
+    if (op.getFormat() == PackedFormat::quip) {
+      packQuIP(op, parts);
+      return;
+    }
     if (op.getFormat() == PackedFormat::billm ||
         op.getFormat() == PackedFormat::dbllm) {
       packBiLLM(op, parts);
@@ -918,7 +1011,22 @@ std::string layerTable(const std::vector<GpuLayer> &layers) {
       os << "\n";
       continue;
     }
-    os << "layer " << l.name << " bits=" << l.shape.bits;
+    os << "layer " << l.name;
+    if (l.format == "quip") {
+      auto stages = [](const gpu::HadamardSpec &h) {
+        std::string names;
+        for (size_t i = 0; i < h.stages().size(); ++i)
+          names += (i ? "," : "") + h.stageName(i);
+        return names;
+      };
+      os << " format=quip v_signs=" << l.name << ".v_signs v_mix=" << l.name
+         << ".v_mix inv_d=" << l.name << ".inv_d u_signs=" << l.name
+         << ".u_signs u_mix=" << l.name << ".u_mix v_stages="
+         << stages(l.quipV) << " v_finish=" << l.quipV.finishName()
+         << " u_stages=" << stages(l.quipU)
+         << " u_finish=" << l.quipU.finishName();
+    }
+    os << " bits=" << l.shape.bits;
     if (l.codeBits != l.shape.bits)
       os << " code_bits=" << l.codeBits;
     if (l.actBits)
@@ -1001,6 +1109,7 @@ int main(int argc, char **argv) {
   std::vector<gpu::PBLLMGemvSpec> pbllmSpecs;
   std::vector<gpu::BiLLMGemvSpec> billmSpecs;
   std::vector<gpu::NF4GemvSpec> nf4Specs;
+  std::vector<gpu::HadamardSpec> hadamardSpecs;
   if (!inputFile.empty()) {
     mlir::OwningOpRef<mlir::ModuleOp> model = readModule(inputFile, &ctx);
     if (!model)
@@ -1016,7 +1125,7 @@ int main(int argc, char **argv) {
     model->walk([&](AttentionOp) { hasAttention = true; });
     std::map<mlir::Operation *, std::string> layerOf;
     layers = packModel(*model, specs, decodeRows, prefill, weights, layerOf,
-                       pbllmSpecs, billmSpecs, nf4Specs,
+                       pbllmSpecs, billmSpecs, nf4Specs, hadamardSpecs,
                        /*needLayers=*/!hasAttention);
     if (hasAttention) {
       mlir::FailureOr<ModelPlan> plan = planModel(func);
@@ -1080,6 +1189,21 @@ int main(int argc, char **argv) {
     if (!a.amaxName().empty())
       addNest(a.amaxName(), "act_amax", gpu::buildActAmaxSource(a));
     addNest(a.quantName(), "act_quant", gpu::buildActQuantSource(a));
+  }
+  // QuIP's transforms: Hadamard stages, then the mixing finish.
+  std::string hadamardManifest;
+  for (const gpu::HadamardSpec &h : hadamardSpecs) {
+    auto line = [&](const std::string &name, const char *op, int64_t gx) {
+      hadamardManifest += "kernel " + name + " kind=model op=" + op +
+                          " grid=" + std::to_string(gx) +
+                          ",m block=128,1,1 smem=0 accumulate=0\n";
+    };
+    for (size_t i = 0; i < h.stages().size(); ++i) {
+      nests.push_back({h.stageName(i), gpu::hadamardStageSource(h, i)});
+      line(h.stageName(i), "rht_stage", h.stageGridX(i));
+    }
+    nests.push_back({h.finishName(), gpu::hadamardFinishSource(h)});
+    line(h.finishName(), "rht_finish", h.finishGridX());
   }
   for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
     nests.push_back({g.kernelName(), gpu::pbllmGemvSource(g)});
@@ -1150,6 +1274,7 @@ int main(int argc, char **argv) {
   for (const gpu::QGemmSpec &spec : specs)
     manifest += manifestLine(spec);
   manifest += actManifest;
+  manifest += hadamardManifest;
   for (const gpu::PBLLMGemvSpec &g : pbllmSpecs)
     manifest += manifestLine(g);
   for (const gpu::BiLLMGemvSpec &g : billmSpecs)

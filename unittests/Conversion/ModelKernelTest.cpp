@@ -17,6 +17,7 @@
 #include "llq/Quant/Binarize.h"
 #include "llq/Quant/GpuLayout.h"
 #include "llq/Quant/Half.h"
+#include "llq/Quant/QuIP.h"
 
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/MLIRContext.h"
@@ -748,6 +749,92 @@ TEST(ActQuantPrefill, RejectsGroupsAndShortK) {
   spec.codeBits = 6;
   EXPECT_EQ(spec.kernelName(), "llq_qgemm_w8c6a8_g256_n256_k256");
 }
+
+namespace {
+
+struct HadamardCase {
+  int64_t n;
+  bool transpose;
+  int rows;
+};
+
+using HadamardTest = JitTest<HadamardCase>;
+
+// The stages and the finishing nest, JIT-run, transform every row as
+// quant::RandomizedHadamard::applyToRows does (in float64 here): T x / D
+// (the inputs of a QuIP layer, through f16) or T^T y (its outputs, f32).
+TEST_P(HadamardTest, MatchesTheRandomizedHadamard) {
+  const HadamardCase c = GetParam();
+  quant::RandomizedHadamard rht(c.n, 0x5155495056ull + c.n);
+  gpu::HadamardSpec spec;
+  spec.n = c.n;
+  spec.p = rht.hadamardSize();
+  spec.m = rht.oddSize();
+  spec.transpose = c.transpose;
+  SCOPED_TRACE(spec.finishName());
+
+  std::mt19937 rng(c.n);
+  std::uniform_real_distribution<float> uni(-1, 1);
+  std::vector<float> x(c.rows * c.n), colScale(c.n);
+  for (float &v : x)
+    v = quant::roundToHalf(uni(rng));
+  for (float &v : colScale)
+    v = 0.5f + 0.5f * float(rng() % 1000) / 1000; // D
+  std::vector<float> signs(rht.signs().begin(), rht.signs().end());
+  std::vector<float> mix(rht.mixing().begin(), rht.mixing().end());
+  std::vector<float> inv(c.n);
+  for (int64_t i = 0; i < c.n; ++i)
+    inv[i] = 1.0f / colScale[i];
+
+  std::vector<double> ref(x.begin(), x.end());
+  if (!c.transpose)
+    for (int r = 0; r < c.rows; ++r)
+      for (int64_t i = 0; i < c.n; ++i)
+        ref[r * c.n + i] /= colScale[i];
+  rht.applyToRows(ref.data(), c.rows, c.transpose);
+
+  Half xh = toHalf(x);
+  std::vector<float> buf(c.rows * c.n, NAN), yf(c.rows * c.n, NAN);
+  Half yh(c.rows * c.n, 0x7e00);
+  for (size_t i = 0; i < spec.stages().size(); ++i) {
+    Params p;
+    if (c.transpose)
+      p.mem(x);
+    else
+      p.mem(xh);
+    p.mem(signs).mem(inv).mem(buf).i32(c.rows);
+    runOnHost({spec.stageName(i), gpu::hadamardStageSource(spec, i)}, p);
+  }
+  Params p;
+  p.mem(buf).mem(signs).mem(mix);
+  if (c.transpose)
+    p.mem(yf);
+  else
+    p.mem(yh);
+  p.i32(c.rows);
+  runOnHost({spec.finishName(), gpu::hadamardFinishSource(spec)}, p);
+
+  double maxRef = 0;
+  for (double v : ref)
+    maxRef = std::max(maxRef, std::abs(v));
+  for (int64_t i = 0; i < c.rows * c.n; ++i) {
+    const double got = c.transpose ? double(yf[i]) : double(hf(yh[i]));
+    // f16 outputs round once; f32 ones only accumulate rounding.
+    EXPECT_NEAR(got, ref[i], (c.transpose ? 1e-5 : 1e-3) * maxRef) << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Sizes, HadamardTest,
+    ::testing::Values(HadamardCase{576, false, 2},   // 64 x 9: two stages
+                      HadamardCase{576, true, 3},
+                      HadamardCase{1536, false, 1},  // 512 x 3: 16, 16, 2
+                      HadamardCase{192, true, 2},    // 64 x 3
+                      HadamardCase{256, false, 2},   // a power of two
+                      HadamardCase{8, true, 1},      // one stage of radix 8
+                      HadamardCase{7, false, 2}));   // p = 1: mixing only
+
+} // namespace
 
 namespace {
 

@@ -90,6 +90,33 @@ struct ModelKernel {
 /// Every model kernel for \p dims (dims.check() must be "").
 std::vector<ModelKernel> buildModelKernels(const ModelDims &dims);
 
+/// QuIP's randomized Hadamard transform T = R (x) (H_p S) of size n = m p
+/// (quant::RandomizedHadamard) applied to every row of an m-row matrix, as
+/// loop nests (HadamardKernels.cpp): the p-point Walsh-Hadamard transforms
+/// in stages of radix <= 16 over an f32 buffer, then a finishing nest that
+/// mixes the runs by R. For the inputs of a QuIP layer (transpose false):
+/// T applied to x (f16) times 1/D, written as f16; for its outputs
+/// (transpose true): T^T applied to the GEMM's f32 rows, written as f32.
+///   stage i: (in: memref<?xf16|f32>, signs f32 [p], scale f32 [n] (1/D;
+///            read by the first stage of T only), buf f32 [m][n], m)
+///   finish:  (buf, signs, mix f32 [m x m] (R), out f16|f32, m)
+/// Grids (stageGridX(i) or finishGridX(), m), 128 threads.
+struct HadamardSpec {
+  int64_t n = 0, p = 0, m = 1;
+  bool transpose = false;
+
+  struct Stage {
+    int64_t stride, radix;
+  };
+  std::vector<Stage> stages() const;
+  std::string stageName(size_t i) const;
+  std::string finishName() const;
+  int64_t stageGridX(size_t i) const;
+  int64_t finishGridX() const;
+};
+std::string hadamardStageSource(const HadamardSpec &spec, size_t stage);
+std::string hadamardFinishSource(const HadamardSpec &spec);
+
 /// A GEMV/skinny GEMM over f16 weights, for layers left unquantized:
 /// y[m, n] (+)= sum_k x[m, k] w[n, k] with the weights in the k-chunk layout
 /// of 8 halves: w[k / 8][n] is a vector<8xf16> (GpuLayout.h's layout with

@@ -84,8 +84,13 @@ struct LayerEntry {
   /// "pbllm" for PB-LLM layers (parts signs, salient, offsets, codes, scales,
   /// salient_scales), "billm" or "dbllm" for BiLLM and DB-LLM layers (mask,
   /// first, second, alphas; the two-plane GEMV), "nf4" (codes, levels,
-  /// scales, shifts); "" otherwise.
+  /// scales, shifts); "quip" for QuIP layers (a uniform layer between
+  /// Hadamard transforms of its inputs and outputs: parts v_signs, v_mix,
+  /// inv_d, u_signs, u_mix and the transform kernels below); "" otherwise.
   std::string format;
+  /// QuIP: the stage and finishing kernels of the V and U transforms.
+  std::vector<std::string> vStages, uStages;
+  std::string vFinish, uFinish;
   std::map<std::string, std::string> parts;
   int64_t n = 0, k = 0, groups = 0;
   std::string w, scales, biases; ///< tensor names
@@ -147,6 +152,9 @@ private:
   };
   Expected<Buffer> allocate(size_t bytes);
   Status gemm(const LayerEntry &layer, uint64_t x, uint64_t y, int64_t m);
+  /// One QuIP transform (stages, then finish) of m rows of n elements.
+  Status hadamard(const LayerEntry &l, bool outputs, uint64_t in, uint64_t out,
+                  int64_t n, int64_t m);
   /// The launches of one forward step over m rows (ids_ and pos_ hold its
   /// tokens and first position): no uploads, downloads or waits, so that a
   /// decode step can be recorded once.
@@ -174,6 +182,9 @@ private:
   // Integer prefill kernels' operands: quantized rows (bytes), their steps,
   // and per-segment maxima (allocated when a layer has such a kernel).
   Buffer xq_, xs_, xpart_;
+  // QuIP layers: transformed inputs (f16), the uniform product (f32), and
+  // the transforms' f32 buffer.
+  Buffer qx_, qy_, qbuf_;
   // The first row's position (the attention kernels read it on the device).
   Buffer pos_;
   bool recordDecode_ = false, recorded_ = false;
