@@ -103,10 +103,8 @@ Expected<std::shared_ptr<CudaDriver>> CudaDriver::open(const char *library) {
   std::string optional; // what is missing here only disables graphs
   resolve(handle, a.cuStreamCreate, {"cuStreamCreate"}, optional);
   resolve(handle, a.cuStreamDestroy_v2, {"cuStreamDestroy_v2"}, optional);
-  resolve(handle, a.cuMemcpyHtoDAsync_v2, {"cuMemcpyHtoDAsync_v2"},
-          optional);
-  resolve(handle, a.cuMemcpyDtoHAsync_v2, {"cuMemcpyDtoHAsync_v2"},
-          optional);
+  resolve(handle, a.cuMemcpyHtoDAsync_v2, {"cuMemcpyHtoDAsync_v2"}, optional);
+  resolve(handle, a.cuMemcpyDtoHAsync_v2, {"cuMemcpyDtoHAsync_v2"}, optional);
   resolve(handle, a.cuStreamBeginCapture_v2, {"cuStreamBeginCapture_v2"},
           optional);
   resolve(handle, a.cuStreamEndCapture, {"cuStreamEndCapture"}, optional);

@@ -180,11 +180,10 @@ Status launchMemRefs(KernelLibrary &library, const ManifestKernel &kernel,
     MemRefParams &p = memrefs[i];
     p.allocated = p.aligned = refs[i].first;
     p.size = refs[i].second;
-    for (void *a : {static_cast<void *>(&p.allocated),
-                    static_cast<void *>(&p.aligned),
-                    static_cast<void *>(&p.offset),
-                    static_cast<void *>(&p.size),
-                    static_cast<void *>(&p.stride)})
+    for (void *a :
+         {static_cast<void *>(&p.allocated), static_cast<void *>(&p.aligned),
+          static_cast<void *>(&p.offset), static_cast<void *>(&p.size),
+          static_cast<void *>(&p.stride)})
       args.push_back(a);
   }
   int32_t rows = static_cast<int32_t>(m);
@@ -206,15 +205,14 @@ Status launchMemRefs(KernelLibrary &library, const ManifestKernel &kernel,
 /// Activation quantization (segment maxima, then bytes and steps), then the
 /// int8 GEMM.
 Status launchIntegerPrefill(KernelLibrary &library,
-                            const ManifestKernel &kernel,
-                            const QGemmBuffers &b, int64_t m,
-                            CUstream stream) {
+                            const ManifestKernel &kernel, const QGemmBuffers &b,
+                            int64_t m, CUstream stream) {
   if (!b.xq || !b.xs || !b.xpart)
     return Status::error("kernel " + kernel.name +
                          " quantizes activations: give xq, xs and xpart");
   if (m <= 0 || m > INT32_MAX)
-    return Status::error("kernel " + kernel.name + " does not handle m=" +
-                         std::to_string(m));
+    return Status::error("kernel " + kernel.name +
+                         " does not handle m=" + std::to_string(m));
   const KernelManifest &manifest = library.manifest();
   const ManifestKernel *quant = manifest.find(kernel.actQuant);
   const ManifestKernel *amax =
@@ -225,9 +223,8 @@ Status launchIntegerPrefill(KernelLibrary &library,
                          "the manifest");
   const int64_t k = kernel.k, parts = m * (k / 16);
   if (amax)
-    if (Status s = launchMemRefs(library, *amax,
-                                 {{b.x, m * k / 8}, {b.xpart, parts}}, m,
-                                 stream);
+    if (Status s = launchMemRefs(
+            library, *amax, {{b.x, m * k / 8}, {b.xpart, parts}}, m, stream);
         !s)
       return s;
   if (Status s = launchMemRefs(

@@ -138,8 +138,8 @@ CUresult cuModuleLoadData(void **module, const void *) {
   *module = state.host;
   return kSuccess;
 }
-CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned,
-                            int *, void **) {
+CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned, int *,
+                            void **) {
   return cuModuleLoadData(module, image);
 }
 CUresult cuModuleUnload(void *) { return kSuccess; }
@@ -158,9 +158,9 @@ CUresult cuModuleGetFunction(void **fn, void *module, const char *name) {
 }
 CUresult cuFuncSetAttribute(void *, int, int) { return kSuccess; }
 
-CUresult cuLaunchKernel(void *fn, unsigned gridX, unsigned, unsigned,
-                        unsigned, unsigned, unsigned, unsigned, void *,
-                        void **params, void **) {
+CUresult cuLaunchKernel(void *fn, unsigned gridX, unsigned, unsigned, unsigned,
+                        unsigned, unsigned, unsigned, void *, void **params,
+                        void **) {
   const Function *f = static_cast<const Function *>(fn);
   // Copy the parameter values (they may change after the call returns),
   // then add the host entry point's block range: all of grid.x.

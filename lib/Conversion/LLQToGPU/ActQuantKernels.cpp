@@ -38,34 +38,19 @@
 namespace llq::gpu {
 
 namespace {
-/// The grid frame shared by both nests: %row, %seg (in range) and %xb, the
-/// index of the segment's first vector<8xf16>.
+/// The grid frame shared by both nests (thread %g owns segment %g of row
+/// %row): %rs = row * S, %rseg and %xb, the index of the segment's first
+/// vector<8xf16>.
 std::string frameBegin(const ActQuantSpec &spec, const std::string &name,
                        const std::string &args) {
-  std::string t = "func.func @" + name + "(" + args + ", %m: i32) {\n";
-  t += "  %c0 = arith.constant 0 : index\n";
-  t += "  %c1 = arith.constant 1 : index\n";
-  t += "  %cT = arith.constant " + intText(kActQuantBlock) + " : index\n";
-  t += "  %gx = arith.constant " + intText(spec.gridX()) + " : index\n";
-  t += "  %mi = arith.index_cast %m : i32 to index\n";
-  t += "  scf.parallel (%bx, %row) = (%c0, %c0) to (%gx, %mi) step (%c1, "
-       "%c1) {\n";
-  t += "    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {\n";
+  std::string t = rowNestBegin(name, args, kActQuantBlock, spec.segments());
   t += "      %cS = arith.constant " + intText(spec.segments()) + " : index\n";
-  t += "      %cV = arith.constant " + intText(spec.segment() / 8) + " : index\n";
-  t += "      %sb = arith.muli %bx, %cT : index\n";
-  t += "      %seg = arith.addi %sb, %tx : index\n";
-  t += "      %ins = arith.cmpi ult, %seg, %cS : index\n";
-  t += "      scf.if %ins {\n";
+  t += "      %cV = arith.constant " + intText(spec.segment() / 8) +
+       " : index\n";
   t += "      %rs = arith.muli %row, %cS : index\n";
-  t += "      %rseg = arith.addi %rs, %seg : index\n";
+  t += "      %rseg = arith.addi %rs, %g : index\n";
   t += "      %xb = arith.muli %rseg, %cV : index\n";
   return t;
-}
-
-std::string frameEnd() {
-  return std::string("      }\n    } ") + kMapThreadsAttr + "\n  } " + kMapBlocksAttr +
-         "\n  return\n}\n";
 }
 } // namespace
 
@@ -76,7 +61,8 @@ std::string ActQuantSpec::amaxName() const {
 }
 
 std::string ActQuantSpec::quantName() const {
-  std::string name = "llq_act_quant_a" + intText(actBits) + "_o" + intText(order);
+  std::string name =
+      "llq_act_quant_a" + intText(actBits) + "_o" + intText(order);
   if (actStep > 0) {
     uint32_t stepBits;
     std::memcpy(&stepBits, &actStep, 4);
@@ -118,7 +104,7 @@ std::string buildActAmaxSource(const ActQuantSpec &spec) {
   line("%amaxh = arith.bitcast %amaxb : i16 to f16");
   line("%amax = arith.extf %amaxh : f16 to f32");
   line("memref.store %amax, %part[%rseg] : memref<?xf32>");
-  return t + frameEnd();
+  return t + rowNestEnd();
 }
 
 std::string buildActQuantSource(const ActQuantSpec &spec) {
@@ -153,7 +139,7 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
   line("%sz = arith.cmpf oeq, %s, %fz : f32");
   line("%sd = arith.select %sz, %f1, %s : f32");
   line("%inv = arith.divf %f1, %sd : f32");
-  line("%first = arith.cmpi eq, %seg, %c0 : index");
+  line("%first = arith.cmpi eq, %g, %c0 : index");
   line("scf.if %first {");
   line("  memref.store %s, %xs[%row] : memref<?xf32>");
   line("}");
@@ -210,7 +196,7 @@ std::string buildActQuantSource(const ActQuantSpec &spec) {
     line("memref.store " + vec + ", %xq[%qi" + V +
          "] : memref<?xvector<4xi32>>");
   }
-  return t + frameEnd();
+  return t + rowNestEnd();
 }
 
 } // namespace llq::gpu

@@ -43,32 +43,6 @@ constexpr int64_t kMaxRadix = 16;
 
 std::string typeOf(bool half) { return half ? "f16" : "f32"; }
 
-/// Function header and grid frame: %row, %g (< work) and %rb = row * n.
-std::string frameBegin(const std::string &name, const std::string &args,
-                       int64_t work) {
-  std::string t = "func.func @" + name + "(" + args + ", %m: i32) {\n";
-  t += "  %c0 = arith.constant 0 : index\n";
-  t += "  %c1 = arith.constant 1 : index\n";
-  t += "  %cT = arith.constant " + intText(kBlock) + " : index\n";
-  t += "  %gx = arith.constant " + intText((work + kBlock - 1) / kBlock) +
-       " : index\n";
-  t += "  %mi = arith.index_cast %m : i32 to index\n";
-  t += "  scf.parallel (%bx, %row) = (%c0, %c0) to (%gx, %mi) step (%c1, "
-       "%c1) {\n";
-  t += "    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {\n";
-  t += "      %cWork = arith.constant " + intText(work) + " : index\n";
-  t += "      %gb = arith.muli %bx, %cT : index\n";
-  t += "      %g = arith.addi %gb, %tx : index\n";
-  t += "      %in_range = arith.cmpi ult, %g, %cWork : index\n";
-  t += "      scf.if %in_range {\n";
-  return t;
-}
-
-std::string frameEnd() {
-  return std::string("      }\n    } ") + kMapThreadsAttr + "\n  } " +
-         kMapBlocksAttr + "\n  return\n}\n";
-}
-
 std::string suffix(const HadamardSpec &s) {
   return "_n" + intText(s.n) + "_p" + intText(s.p) +
          (s.transpose ? "_t" : "_f");
@@ -109,11 +83,11 @@ std::string hadamardStageSource(const HadamardSpec &spec, size_t index) {
   const int64_t h = st.stride, r = st.radix, p = spec.p;
   const bool first = index == 0, half = !spec.transpose;
   const std::string inType = typeOf(half);
-  std::string t = frameBegin(spec.stageName(index),
-                             "%in: memref<?x" + inType +
-                                 ">, %signs: memref<?xf32>, %scale: "
-                                 "memref<?xf32>, %buf: memref<?xf32>",
-                             spec.n / r);
+  std::string t = rowNestBegin(spec.stageName(index),
+                               "%in: memref<?x" + inType +
+                                   ">, %signs: memref<?xf32>, %scale: "
+                                   "memref<?xf32>, %buf: memref<?xf32>",
+                               kBlock, spec.n / r);
   auto line = [&](const std::string &l) { t += "      " + l + "\n"; };
   line("%cN = arith.constant " + intText(spec.n) + " : index");
   line("%cP = arith.constant " + intText(p) + " : index");
@@ -130,8 +104,8 @@ std::string hadamardStageSource(const HadamardSpec &spec, size_t index) {
   line("%rs = arith.muli %run, %cP : index");
   line("%base = arith.addi %rs, %within : index");
   if (first && half)
-    line("%norm = arith.constant " +
-         floatText(1.0 / std::sqrt(double(p))) + " : f32");
+    line("%norm = arith.constant " + floatText(1.0 / std::sqrt(double(p))) +
+         " : f32");
   std::vector<std::string> v(r);
   for (int64_t j = 0; j < r; ++j) {
     const std::string J = intText(j);
@@ -175,17 +149,17 @@ std::string hadamardStageSource(const HadamardSpec &spec, size_t index) {
   for (int64_t j = 0; j < r; ++j)
     line("memref.store " + v[j] + ", %buf[%at" + intText(j) +
          "] : memref<?xf32>");
-  return t + frameEnd();
+  return t + rowNestEnd();
 }
 
 std::string hadamardFinishSource(const HadamardSpec &spec) {
   const bool half = !spec.transpose;
   const std::string outType = typeOf(half);
-  std::string t = frameBegin(spec.finishName(),
-                             "%buf: memref<?xf32>, %signs: memref<?xf32>, "
-                             "%mix: memref<?xf32>, %out: memref<?x" +
-                                 outType + ">",
-                             spec.n);
+  std::string t = rowNestBegin(spec.finishName(),
+                               "%buf: memref<?xf32>, %signs: memref<?xf32>, "
+                               "%mix: memref<?xf32>, %out: memref<?x" +
+                                   outType + ">",
+                               kBlock, spec.n);
   auto line = [&](const std::string &l) { t += "      " + l + "\n"; };
   line("%cN = arith.constant " + intText(spec.n) + " : index");
   line("%cP = arith.constant " + intText(spec.p) + " : index");
@@ -224,7 +198,7 @@ std::string hadamardFinishSource(const HadamardSpec &spec) {
     v = "%h";
   }
   line("memref.store " + v + ", %out[%oi] : memref<?x" + outType + ">");
-  return t + frameEnd();
+  return t + rowNestEnd();
 }
 
 } // namespace llq::gpu

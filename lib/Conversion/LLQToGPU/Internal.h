@@ -22,6 +22,14 @@ std::string floatText(double v);
 extern const char *const kMapThreadsAttr;
 extern const char *const kMapBlocksAttr;
 
+/// The frame of a rows x work nest: `func.func @name(args, %m: i32)`, then
+/// scf.parallel over blocks (ceil(work / block), m) and threads (block),
+/// defining %c0, %c1, %row and %g = bx * block + tx, and opening
+/// `scf.if %g < work`; rowNestEnd() closes it all.
+std::string rowNestBegin(const std::string &name, const std::string &args,
+                         int64_t block, int64_t work);
+std::string rowNestEnd();
+
 /// The lines (MLIR text) that round activation %xe<E> (f32) to an integer
 /// code %xq<E> (i32): round half to even of %xe<E> * \p inv, clamped to
 /// [%qmin, %qmax] by compare and select (inline on every target).

@@ -32,6 +32,31 @@ const char *const kMapBlocksAttr =
     "bound = (d0) -> (d0)>, #gpu.loop_dim_map<processor = block_y, map = "
     "(d0) -> (d0), bound = (d0) -> (d0)>]}";
 
+std::string rowNestBegin(const std::string &name, const std::string &args,
+                         int64_t block, int64_t work) {
+  std::string t = "func.func @" + name + "(" + args + ", %m: i32) {\n";
+  t += "  %c0 = arith.constant 0 : index\n";
+  t += "  %c1 = arith.constant 1 : index\n";
+  t += "  %cT = arith.constant " + intText(block) + " : index\n";
+  t += "  %gx = arith.constant " + intText((work + block - 1) / block) +
+       " : index\n";
+  t += "  %mi = arith.index_cast %m : i32 to index\n";
+  t += "  scf.parallel (%bx, %row) = (%c0, %c0) to (%gx, %mi) step (%c1, "
+       "%c1) {\n";
+  t += "    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {\n";
+  t += "      %cWork = arith.constant " + intText(work) + " : index\n";
+  t += "      %gb = arith.muli %bx, %cT : index\n";
+  t += "      %g = arith.addi %gb, %tx : index\n";
+  t += "      %in_range = arith.cmpi ult, %g, %cWork : index\n";
+  t += "      scf.if %in_range {\n";
+  return t;
+}
+
+std::string rowNestEnd() {
+  return std::string("      }\n    } ") + kMapThreadsAttr + "\n  } " +
+         kMapBlocksAttr + "\n  return\n}\n";
+}
+
 std::string floatText(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9e", v);

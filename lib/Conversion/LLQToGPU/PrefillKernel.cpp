@@ -313,8 +313,8 @@ void PrefillBuilder::copyActivations(Value kt, Value stage) {
     }
     pendingTokens.push_back(b.create<nvgpu::DeviceAsyncCopyOp>(
         loc, tokenType, aTiles,
-        ValueRange{stage, row, e.add(col0, i * perPiece)}, x,
-        ValueRange{src}, b.getIndexAttr(perPiece), count, b.getUnitAttr()));
+        ValueRange{stage, row, e.add(col0, i * perPiece)}, x, ValueRange{src},
+        b.getIndexAttr(perPiece), count, b.getUnitAttr()));
   }
 }
 
@@ -473,8 +473,7 @@ void PrefillBuilder::loadRowZero() {
   Value bias = b.create<memref::LoadOp>(loc, biases, n);
   Value f = b.create<arith::ExtFOp>(loc, b.getF32Type(), bias);
   f = b.create<arith::SubFOp>(
-      loc, f,
-      b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(1024.0f)));
+      loc, f, b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(1024.0f)));
   Value z = b.create<arith::FPToSIOp>(loc, b.getI32Type(), f);
   zeroBytes = b.create<arith::MulIOp>(loc, z, e.i32(0x01010101));
 }
@@ -646,8 +645,7 @@ void PrefillBuilder::storeResults(ValueRange acc) {
       for (int64_t c = 0; c < 2; ++c) {
         Value col = e.min(e.add(colBase, j * 8 + c), e.idx(spec.n - 1));
         Value s = b.create<memref::LoadOp>(loc, scales, col);
-        colScales.push_back(
-            b.create<arith::ExtFOp>(loc, b.getF32Type(), s));
+        colScales.push_back(b.create<arith::ExtFOp>(loc, b.getF32Type(), s));
       }
   }
   for (int64_t i = 0; i < kMmaTilesM; ++i)
@@ -682,11 +680,9 @@ Operation *PrefillBuilder::build(mlir::gpu::GPUModuleOp module) {
                            MemRefLayoutAttrInterface{}, global);
   };
   Type f16 = b.getF16Type(), f32 = b.getF32Type();
-  SmallVector<Type> args = {
-      vec1d(intAct ? Type(b.getI8Type()) : f16),
-      vec1d(VectorType::get({4}, b.getI32Type())),
-      vec1d(f16), vec1d(f16),
-      vec1d(f32)};
+  SmallVector<Type> args = {vec1d(intAct ? Type(b.getI8Type()) : f16),
+                            vec1d(VectorType::get({4}, b.getI32Type())),
+                            vec1d(f16), vec1d(f16), vec1d(f32)};
   if (intAct)
     args.push_back(vec1d(f32));
   args.push_back(b.getI32Type());
