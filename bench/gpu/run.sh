@@ -2,7 +2,7 @@
 # Builds and runs the quantized GEMM benchmark (qgemm_bench.cpp) on a machine
 # with an NVIDIA GPU and the CUDA toolkit; no LLVM/MLIR needed. See README.md.
 #
-#   bench/gpu/run.sh [KERNEL_DIR] [qgemm_bench options...]
+#   bench/gpu/run.sh [KERNEL_DIR] [--build-only] [qgemm_bench options...]
 #
 # KERNEL_DIR (default build/gpu-kernels) is what
 # `llq-compile --kernels=... -o KERNEL_DIR` wrote on a machine with the llq
@@ -27,6 +27,13 @@ mkdir -p "$BUILD_DIR"
 KERNEL_DIR=build/gpu-kernels
 if [[ $# -gt 0 && "$1" != -* ]]; then
   KERNEL_DIR="$1"
+  shift
+fi
+# --build-only: compile the bench and the C programs, run nothing (what the
+# test suite checks on machines without a GPU).
+BUILD_ONLY=0
+if [[ $# -gt 0 && "$1" == --build-only ]]; then
+  BUILD_ONLY=1
   shift
 fi
 if [[ ! -f "$KERNEL_DIR/kernels.txt" ]]; then
@@ -77,6 +84,17 @@ for obj in "${objs[@]}"; do
      $obj == *lib_Support_* ]] && runtime_objs+=("$obj")
 done
 
+if [[ $BUILD_ONLY == 1 ]]; then
+  for prog in capi_smoke model_check; do
+    "${CC:-gcc}" -std=c99 -O2 -Wall -Werror -Iruntime/cuda/include \
+      -c "bench/gpu/$prog.c" -o "$BUILD_DIR/$prog.o"
+    "$CXX" "$BUILD_DIR/$prog.o" "${runtime_objs[@]}" -o "$BUILD_DIR/$prog" \
+      -ldl -lm -lpthread
+  done
+  echo "== built $BUILD_DIR/qgemm_bench, capi_smoke, model_check"
+  exit 0
+fi
+
 # The C API, compiled as C, on a PTX-only copy of the kernels (driver JIT),
 # with the first 4-bit decode kernel for one row.
 SMOKE_RC=0
@@ -101,9 +119,11 @@ fi
 # model, and model-w8a8-*: SmoothQuant W8A8, whose 8-token prompt runs the
 # int8 tensor-core prefill on the GPU and 4-row decode kernels on the host).
 MODEL_RC=0
+MODEL_CHECK_BUILT=0
 for prefix in model model-w8a8; do
   if [[ -f "$KERNEL_DIR/$prefix-cuda/model.txt" && -f "$KERNEL_DIR/$prefix-cpu/model.txt" ]]; then
-    if [[ ! -x "$BUILD_DIR/model_check" ]]; then
+    if [[ $MODEL_CHECK_BUILT == 0 ]]; then
+      MODEL_CHECK_BUILT=1
       "${CC:-gcc}" -std=c99 -O2 -Iruntime/cuda/include \
         -c bench/gpu/model_check.c -o "$BUILD_DIR/model_check.o"
       "$CXX" "$BUILD_DIR/model_check.o" "${runtime_objs[@]}" \

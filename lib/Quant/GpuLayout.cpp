@@ -209,25 +209,3 @@ bool makeBiLLMGpuPlanes(int64_t n, int64_t k, int64_t blockSize,
 }
 
 } // namespace llq::quant
-
-#include "llq/Quant/Codebook.h"
-
-namespace llq::quant {
-
-NF4GpuLayer makeNF4GpuLayer(const NF4Matrix &m) {
-  NF4GpuLayer out;
-  const int64_t n = m.rows, k = m.cols, blocks = m.blocksPerRow();
-  out.codes.resize(kChunkWords(n, k, 4));
-  repackBitstreamToKChunk(m.packed.data(), n, k, 4, out.codes.data(), 4);
-  out.scales.resize(blocks * n);
-  out.shifts.resize(blocks * n);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t b = 0; b < blocks; ++b) {
-      out.scales[b * n + r] = m.blockScale(r * blocks + b);
-      out.shifts[b * n + r] = m.blockShift(r * blocks + b);
-    }
-  out.levels = nf4Levels();
-  return out;
-}
-
-} // namespace llq::quant

@@ -56,6 +56,8 @@ public:
   CUgraphExec graph = nullptr;
 
   ~CudaBackend() override {
+    if (!device) // opening failed before the device
+      return;
     const DriverApi &api = device->api();
     if (graph)
       api.cuGraphExecDestroy(graph);
