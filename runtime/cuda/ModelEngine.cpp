@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -177,46 +178,75 @@ public:
       std::lock_guard<std::mutex> lock(mutex_);
       task_ = &f;
       parts_ = parts;
-      next_ = 0;
-      pending_ = parts;
-      ++generation_;
+      next_.store(0);
+      pending_.store(parts);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
-    drain();
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    task_ = nullptr;
+    drain(&f, parts);
+    // Launches follow each other closely: wait by spinning first, and only
+    // then on the condition variable (a futex round trip costs more than
+    // most of the host's kernels).
+    for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire);
+         ++i)
+      pause();
+    if (pending_.load(std::memory_order_acquire)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [this] { return pending_.load() == 0; });
+    }
+    {
+      // No worker takes the task from now on; those that took it find no
+      // part left and leave, and f outlives them all.
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = nullptr;
+    }
+    while (active_.load(std::memory_order_acquire))
+      std::this_thread::yield();
   }
 
 private:
-  void drain() {
+  static constexpr int kSpins = 4000;
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  void drain(const std::function<void(unsigned)> *task, unsigned parts) {
     while (true) {
-      unsigned part;
-      const std::function<void(unsigned)> *task;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!task_ || next_ >= parts_)
-          return;
-        part = next_++;
-        task = task_;
-      }
+      unsigned part = next_.fetch_add(1);
+      if (part >= parts)
+        return;
       (*task)(part);
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0)
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
         done_.notify_all();
+      }
     }
   }
   void work() {
     uint64_t seen = 0;
     while (true) {
+      for (int i = 0;
+           i < kSpins && generation_.load(std::memory_order_acquire) == seen;
+           ++i)
+        pause();
+      const std::function<void(unsigned)> *task;
+      unsigned parts;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
         if (stop_)
           return;
-        seen = generation_;
+        seen = generation_.load();
+        task = task_;
+        parts = parts_;
+        if (task)
+          active_.fetch_add(1);
       }
-      drain();
+      if (task) {
+        drain(task, parts);
+        active_.fetch_sub(1, std::memory_order_release);
+      }
     }
   }
 
@@ -224,8 +254,10 @@ private:
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   const std::function<void(unsigned)> *task_ = nullptr;
-  unsigned parts_ = 0, next_ = 0, pending_ = 0;
-  uint64_t generation_ = 0;
+  unsigned parts_ = 0;
+  /// Workers inside drain() with the current task.
+  std::atomic<unsigned> next_{0}, pending_{0}, active_{0};
+  std::atomic<uint64_t> generation_{0};
   bool stop_ = false;
 };
 

@@ -25,6 +25,7 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 
 using namespace llq;
 
@@ -56,7 +57,9 @@ std::string describe(const Case &c) {
          " m" + std::to_string(c.m);
 }
 
-class DecodeKernelTest : public ::testing::TestWithParam<Case> {
+/// A case, and whether the nest is built in its host form (f32 products).
+class DecodeKernelTest
+    : public ::testing::TestWithParam<std::tuple<Case, bool>> {
 protected:
   static void SetUpTestSuite() {
     llvm::InitializeNativeTarget();
@@ -65,8 +68,8 @@ protected:
 };
 
 TEST_P(DecodeKernelTest, LoopNestMatchesReference) {
-  const Case c = GetParam();
-  SCOPED_TRACE(describe(c));
+  const auto [c, hostMath] = GetParam();
+  SCOPED_TRACE(describe(c) + (hostMath ? " (host form)" : ""));
   gpu::QGemmSpec spec;
   spec.kind = gpu::QGemmKind::Decode;
   spec.bits = c.bits;
@@ -118,7 +121,7 @@ TEST_P(DecodeKernelTest, LoopNestMatchesReference) {
   mlir::OpBuilder b(&ctx);
   mlir::OwningOpRef<mlir::ModuleOp> module =
       mlir::ModuleOp::create(b.getUnknownLoc());
-  gpu::buildDecodeLoopNest(b, *module, spec);
+  gpu::buildDecodeLoopNest(b, *module, spec, hostMath);
   ASSERT_TRUE(mlir::succeeded(mlir::verify(*module)));
   ASSERT_TRUE(mlir::succeeded(gpu::lowerLoopNestsForHost(*module)));
   auto engine = mlir::ExecutionEngine::create(*module);
@@ -148,7 +151,7 @@ TEST_P(DecodeKernelTest, LoopNestMatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DecodeKernelTest,
-    ::testing::Values(
+    ::testing::Combine(::testing::Values(
         // Exact arithmetic: small integer activations, power-of-two scales.
         Case{4, 96, 256, 64, 3, 2, 3, true},
         Case{2, 130, 512, 128, 1, 1, 1, true},
@@ -158,7 +161,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{4, 64, 4096, 128, 2, 0, 1, false},
         Case{4, 192, 576, 128, 1, 0, 1, false},
         Case{8, 40, 1536, 128, 4, 0, 4, false},
-        Case{2, 72, 384, 128, 2, 0, 2, false}));
+        Case{2, 72, 384, 128, 2, 0, 2, false}),
+                       ::testing::Bool()));
 
 TEST(DecodeKernelSpec, RejectsShapesTheLayoutCannotHold) {
   gpu::QGemmSpec spec;

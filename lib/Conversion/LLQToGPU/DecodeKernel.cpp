@@ -11,7 +11,8 @@
 //       n = bx * 128 + tx
 //       for c in chunks of this split:            one 128-bit load of W
 //         d_j = bitcast((w >> j*b) & mask | 0x6400) - (1024 + z)   (f16, exact)
-//         for m < mTile: part_m += d_j * x[m, pairs of j]           (f16x2 fma)
+//         for m < mTile: part_m += d_j * x[m, pairs of j]           (f16x2 fma;
+//                                                  the host form: f32)
 //                        acc_m  += sum(part_m) * scale              (f32)
 //       y[m, n] (+)= acc_m                        (atomic when split)
 //
@@ -44,6 +45,10 @@ struct DecodeBuilder {
   OpBuilder &b;
   Location loc;
   const QGemmSpec &spec;
+  /// The host form: products and partial sums in f32 (CPUs have no f16
+  /// arithmetic; promoting every f16 operation would round it back each
+  /// time) instead of f16x2 FMAs.
+  bool hostMath = false;
 
   Value index(int64_t v) { return b.create<arith::ConstantIndexOp>(loc, v); }
 
@@ -166,7 +171,11 @@ void DecodeBuilder::build(func::FuncOp func) {
   }
 
   Value zero = b.create<arith::ConstantOp>(loc, b.getF32FloatAttr(0));
-  SmallVector<Value> init(spec.mTile, zero);
+  // The host form keeps each row's sum as 8 lanes until after the loop.
+  auto v8f32 = VectorType::get({8}, f32);
+  Value zeroV = b.create<arith::ConstantOp>(
+      loc, DenseElementsAttr::get(v8f32, b.getFloatAttr(f32, 0.0)));
+  SmallVector<Value> init(spec.mTile, hostMath ? zeroV : zero);
   // The chunk loop is unrolled by `unroll` so each thread has that many
   // 128-bit loads in flight; chunks past the split's end re-read its first
   // chunk and contribute zero, which keeps the body straight-line.
@@ -195,15 +204,21 @@ void DecodeBuilder::build(func::FuncOp func) {
         loc, b.create<arith::MulIOp>(loc, g, index(n)), row);
     l.scale = b.create<arith::ExtFOp>(
         loc, f32, b.create<memref::LoadOp>(loc, scales, gIdx).getResult());
-    l.bias = b.create<vector::BroadcastOp>(
-        loc, v8f16, b.create<memref::LoadOp>(loc, biases, gIdx).getResult());
+    Value bias = b.create<memref::LoadOp>(loc, biases, gIdx);
+    if (hostMath)
+      bias = b.create<arith::ExtFOp>(loc, f32, bias);
+    l.bias = b.create<vector::BroadcastOp>(loc, hostMath ? v8f32 : v8f16, bias);
     loads.push_back(l);
   }
 
   const int64_t mask = ((int64_t(1) << bits) - 1) * 0x00010001;
   Value maskV = splatI32(mask, v4i32), magic = splatI32(0x64006400, v4i32);
-  Value zero8 = b.create<arith::ConstantOp>(
-      loc, DenseElementsAttr::get(v8f16, b.getFloatAttr(f16, 0.0)));
+  Value zero8 =
+      hostMath
+          ? b.create<arith::ConstantOp>(
+                loc, DenseElementsAttr::get(v8f32, b.getFloatAttr(f32, 0.0)))
+          : b.create<arith::ConstantOp>(
+                loc, DenseElementsAttr::get(v8f16, b.getFloatAttr(f16, 0.0)));
   SmallVector<Value> next(loop.getRegionIterArgs().begin(),
                           loop.getRegionIterArgs().end());
   for (const ChunkLoads &l : loads) {
@@ -217,7 +232,9 @@ void DecodeBuilder::build(func::FuncOp func) {
       t = b.create<arith::OrIOp>(loc, b.create<arith::AndIOp>(loc, t, maskV),
                                  magic);
       Value h = b.create<vector::BitCastOp>(loc, v8f16, t);
-      d.push_back(b.create<arith::SubFOp>(loc, h, l.bias));
+      if (hostMath) // 1024 + code and 1024 + z are exact in f32 too
+        h = b.create<arith::ExtFOp>(loc, v8f32, h);
+      d.push_back(b.create<arith::SubFOp>(loc, h, l.bias)); // exact
     }
     Value scale = b.create<arith::SelectOp>(loc, l.valid, l.scale, zero);
     Value chunkX = b.create<arith::MulIOp>(loc, l.chunk, index(xVecsPerChunk));
@@ -235,7 +252,14 @@ void DecodeBuilder::build(func::FuncOp func) {
           p.push_back(pair(xs[e / 8], e % 8));
         }
         Value x8 = concat(concat(p[0], p[1]), concat(p[2], p[3]));
+        if (hostMath)
+          x8 = b.create<arith::ExtFOp>(loc, v8f32, x8);
         part = b.create<vector::FMAOp>(loc, d[j], x8, part);
+      }
+      if (hostMath) {
+        Value scaleV = b.create<vector::BroadcastOp>(loc, v8f32, scale);
+        next[i] = b.create<vector::FMAOp>(loc, part, scaleV, next[i]);
+        continue;
       }
       Value sum = reduceToF32(part);
       next[i] = b.create<arith::AddFOp>(
@@ -246,6 +270,13 @@ void DecodeBuilder::build(func::FuncOp func) {
 
   // Results: rows below m only.
   b.setInsertionPointAfter(loop);
+  SmallVector<Value> results(loop.getResults().begin(),
+                             loop.getResults().end());
+  if (hostMath)
+    for (Value &r : results)
+      r = b.create<vector::ReductionOp>(
+          loc, vector::CombiningKind::ADD, r, Value(),
+          arith::FastMathFlags::reassoc);
   for (int64_t i = 0; i < spec.mTile; ++i) {
     Value live = b.create<arith::CmpIOp>(loc, arith::CmpIPredicate::ult,
                                          index(i), m);
@@ -255,9 +286,9 @@ void DecodeBuilder::build(func::FuncOp func) {
     Value yIdx = b.create<arith::AddIOp>(loc, index(i * n), row);
     if (atomic)
       b.create<memref::AtomicRMWOp>(loc, arith::AtomicRMWKind::addf,
-                                    loop.getResult(i), y, ValueRange{yIdx});
+                                    results[i], y, ValueRange{yIdx});
     else
-      b.create<memref::StoreOp>(loc, loop.getResult(i), y, ValueRange{yIdx});
+      b.create<memref::StoreOp>(loc, results[i], y, ValueRange{yIdx});
   }
   (void)ctx;
   b.setInsertionPointToEnd(entry);
@@ -267,7 +298,7 @@ void DecodeBuilder::build(func::FuncOp func) {
 } // namespace
 
 Operation *buildDecodeLoopNest(OpBuilder &b, ModuleOp module,
-                               const QGemmSpec &spec) {
+                               const QGemmSpec &spec, bool hostMath) {
   assert(!decodeUsesTensorCores(spec) && "tensor-core specs have no nest");
   OpBuilder::InsertionGuard guard(b);
   Location loc = NameLoc::get(b.getStringAttr(spec.kernelName()));
@@ -283,7 +314,7 @@ Operation *buildDecodeLoopNest(OpBuilder &b, ModuleOp module,
   b.setInsertionPointToEnd(module.getBody());
   auto func = b.create<func::FuncOp>(loc, spec.kernelName(), type);
   func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
-  DecodeBuilder builder{b, loc, spec};
+  DecodeBuilder builder{b, loc, spec, hostMath};
   builder.build(func);
   return func;
 }

@@ -356,7 +356,7 @@ OwningOpRef<ModuleOp> buildHostKernelModule(MLIRContext &ctx,
         return nullptr;
       continue;
     }
-    buildDecodeLoopNest(b, *module, spec);
+    buildDecodeLoopNest(b, *module, spec, /*hostMath=*/true);
   }
   for (const LoopNestKernel &nest : nests)
     if (!parseLoopNest(ctx, nest, *module))

@@ -100,8 +100,12 @@ QGemmLaunch qgemmLaunch(const QGemmSpec &spec, int64_t m);
 /// body reads and writes the ABI's memrefs. The nest runs on the CPU as is
 /// (the kernels' CPU tests JIT it) and maps to a gpu.launch with
 /// `convert-parallel-loops-to-gpu`. Returns the func.func.
+/// With \p hostMath (the host library's form), products and partial sums
+/// are f32 rather than f16x2: the same algorithm, without the f16
+/// arithmetic CPUs lack.
 mlir::Operation *buildDecodeLoopNest(mlir::OpBuilder &b, mlir::ModuleOp module,
-                                     const QGemmSpec &spec);
+                                     const QGemmSpec &spec,
+                                     bool hostMath = false);
 
 /// The decode kernel of an activation-quantized \p spec (actBits > 0) as
 /// MLIR text: a host function holding the same blocks x threads nest as
