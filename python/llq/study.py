@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,11 +37,11 @@ PROFILES = {
     "smoke": dict(calib_samples=2, calib_seqlen=128, seqlen=256, eval_tokens=2048,
                   c4_windows=2, mc_items=8, search_windows=1,
                   configs=["float", "rtn-w4-g128", "gptq-w4-g128", "awq-w4-g128",
-                           "smoothquant-w8a8"]),
+                           "smoothquant-w8a8"], deploy=["awq-w4-g128"]),
     # The README's main job: float vs AWQ w4-g128.
     "main": dict(calib_samples=16, calib_seqlen=512, seqlen=512, eval_tokens=16384,
                  c4_windows=8, mc_items=60, search_windows=1,
-                 configs=["float", "awq-w4-g128"]),
+                 configs=["float", "awq-w4-g128"], deploy=["awq-w4-g128"]),
     # The whole table on two cores: about an hour for the uniform rows, more
     # with the calibrated binarization and QuIP rows (`--only` picks rows).
     "quick": dict(calib_samples=16, calib_seqlen=512, seqlen=512, eval_tokens=8192,
@@ -225,7 +226,64 @@ class Study:
             log(f"[{i + 1}/{len(configs)}] {config}")
             results.append(self.run_config(config))
         self.write_table(results)
+        for config in self.profile.get("deploy", []):
+            if config in configs:
+                self.deploy(config)
         return results
+
+    def deploy(self, config):
+        """Compiles the quantized model into deployable directories (GPU kernels
+        for sm_90 and sm_80, and a host library), runs the host one on a prompt
+        from the evaluation text and checks its greedy continuation against the
+        interpreter's. Cached in <config>/deploy.json."""
+        folder = os.path.join(self.out, config)
+        path = os.path.join(folder, "deploy.json")
+        if not os.path.exists(path):
+            ir = os.path.join(folder, "model.q.mlir")
+            cpu, gpu = os.path.join(folder, "deploy-cpu"), os.path.join(folder, "deploy-cuda")
+            log(f"{config}: llq-compile (cuda-sm90,cuda-sm80 and cpu)")
+            start = time.time()
+            subprocess.run([self.tool("llq-compile"), ir, "--target=cuda-sm90,cuda-sm80",
+                            "-o", gpu], check=True, capture_output=True)
+            subprocess.run([self.tool("llq-compile"), ir, "--target=cpu", "-o", cpu],
+                           check=True, capture_output=True)
+            compile_s = time.time() - start
+            prompt = os.path.join(folder, "prompt.ids")
+            subprocess.run([self.tool("llq-eval"), "tokenize", "--tokenizer", self.tokenizer,
+                            "--text", self.eval_text, "--max-tokens", "64", "-o", prompt],
+                           check=True, capture_output=True)
+            with open(prompt) as f:
+                ids = ",".join(f.read().split())
+
+            def run(target, *extra):
+                log(f"{config}: llq-run {os.path.basename(target)}")
+                out = subprocess.run([self.tool("llq-run"), target, *extra, "--tokens", ids,
+                                      "--generate", "16", "--time"],
+                                     check=True, capture_output=True, text=True)
+                text = out.stdout + out.stderr
+                rates = re.findall(r"\(([0-9.]+) tok/s\)", text)
+                generated = re.search(r"generated:([ 0-9]*)", text).group(1).split()
+                return {"prefill_tok_s": float(rates[0]), "decode_tok_s": float(rates[1]),
+                        "generated": [int(t) for t in generated]}
+
+            interpreter = run(ir)
+            host = run(cpu, "--device", "cpu")
+            record = {"config": config, "compile_seconds": round(compile_s, 1),
+                      "gpu_dir": gpu, "cpu_dir": cpu, "prompt_tokens": len(ids.split(",")),
+                      "interpreter": interpreter, "host_library": host,
+                      "same_greedy_tokens": interpreter["generated"] == host["generated"]}
+            with open(path + ".tmp", "w") as f:
+                json.dump(record, f, indent=1)
+            os.replace(path + ".tmp", path)
+        with open(path) as f:
+            r = json.load(f)
+        same = "the same" if r["same_greedy_tokens"] else "NOT the same"
+        print(f"\ndeployable {config} (llq-compile, {r['compile_seconds']:.0f} s): "
+              f"{r['gpu_dir']} (cubins sm_90/sm_80 + PTX), {r['cpu_dir']} (host library)")
+        print(f"  {r['prompt_tokens']}-token prompt, 16 greedy tokens, {same} as the interpreter; "
+              f"host library prefill {r['host_library']['prefill_tok_s']:.0f} tok/s, decode "
+              f"{r['host_library']['decode_tok_s']:.1f} tok/s (interpreter "
+              f"{r['interpreter']['prefill_tok_s']:.0f} / {r['interpreter']['decode_tok_s']:.1f})")
 
     def write_table(self, results):
         tasks = [name for name, _ in self.tasks]

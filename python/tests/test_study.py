@@ -88,6 +88,15 @@ def test_smoke_study(model_dir, tmp_path):
     assert (out / "ppl_vs_bits.png").stat().st_size > 1000
     result = json.loads((out / "awq-w4-g128" / "result.json").read_text())
     assert result["eval_tokens"] > 1000 and result["seconds"]["quantize"] > 0
+    # The deployable step: GPU kernels compiled, the host library run on a
+    # prompt, its greedy continuation beside the interpreter's.
+    deploy = json.loads((out / "awq-w4-g128" / "deploy.json").read_text())
+    assert (out / "awq-w4-g128" / "deploy-cuda" / "kernels.sm_90.cubin").exists()
+    assert (out / "awq-w4-g128" / "deploy-cpu" / "kernels.so").exists()
+    host, interp = deploy["host_library"], deploy["interpreter"]
+    assert len(host["generated"]) == len(interp["generated"]) == 16
+    assert host["generated"][0] == interp["generated"][0]
+    assert host["decode_tok_s"] > 0 and host["prefill_tok_s"] > 0
 
     # Cached: a second run recomputes nothing and writes the same table.
     before = (out / "table.csv").read_text()
