@@ -629,18 +629,29 @@ std::string HGemvSpec::kernelName() const {
          std::to_string(mTile) + "_s" + std::to_string(splitK);
 }
 
+namespace {
+/// The placeholders every GEMV nest shares: its name, N, the K units per
+/// split and the splits, and the launch (blocks of kHGemvBlock output rows).
+std::map<std::string, std::string> gemvValues(const std::string &name,
+                                              int64_t n, int64_t perSplit,
+                                              int64_t splits) {
+  return {{"NAME", name},
+          {"N", std::to_string(n)},
+          {"PER_SPLIT", std::to_string(perSplit)},
+          {"SPLITS", std::to_string(splits)},
+          {"BLOCK", std::to_string(kHGemvBlock)},
+          {"GX", std::to_string((n + kHGemvBlock - 1) / kHGemvBlock)},
+          {"MAP_THREADS", kMapThreadsAttr},
+          {"MAP_BLOCKS", kMapBlocksAttr}};
+}
+} // namespace
+
 std::string hgemvSource(const HGemvSpec &spec) {
   const int64_t chunks = spec.k / 8;
-  std::map<std::string, std::string> v = {
-      {"NAME", spec.kernelName()},
-      {"N", std::to_string(spec.n)},
-      {"CHUNKS", std::to_string(chunks)},
-      {"PER_SPLIT", std::to_string(spec.chunksPerSplit())},
-      {"SPLITS", std::to_string(spec.splitK)},
-      {"BLOCK", std::to_string(kHGemvBlock)},
-      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreadsAttr},
-      {"MAP_BLOCKS", kMapBlocksAttr}};
+  std::map<std::string, std::string> v =
+      gemvValues(spec.kernelName(), spec.n, spec.chunksPerSplit(),
+                 spec.splitK);
+  v["CHUNKS"] = std::to_string(chunks);
   std::string text = R"(
 func.func @{{NAME}}(%x: memref<?xvector<8xf16>>, %w: memref<?xvector<8xf16>>,
                     %y: memref<?xf32>, %m: i32) {
@@ -856,17 +867,11 @@ std::string PBLLMGemvSpec::kernelName() const {
 
 std::string pbllmGemvSource(const PBLLMGemvSpec &spec) {
   const int T = spec.mTile;
-  std::map<std::string, std::string> v = {
-      {"NAME", spec.kernelName()},
-      {"N", std::to_string(spec.n)},
-      {"K", std::to_string(spec.k)},
-      {"WORDS", std::to_string(spec.k / 32)},
-      {"PER_SPLIT", std::to_string(spec.wordsPerSplit())},
-      {"SPLITS", std::to_string(spec.splitK)},
-      {"BLOCK", std::to_string(kHGemvBlock)},
-      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreadsAttr},
-      {"MAP_BLOCKS", kMapBlocksAttr}};
+  std::map<std::string, std::string> v =
+      gemvValues(spec.kernelName(), spec.n, spec.wordsPerSplit(),
+                 spec.splitK);
+  v["K"] = std::to_string(spec.k);
+  v["WORDS"] = std::to_string(spec.k / 32);
   v["UNITS"] = std::to_string(spec.k / 32);
   v["CONSTS"] = "      %c32 = arith.constant 32 : index\n"
                 "      %cK = arith.constant " + std::to_string(spec.k) +
@@ -1003,18 +1008,12 @@ std::string BiLLMGemvSpec::kernelName() const {
 
 std::string billmGemvSource(const BiLLMGemvSpec &spec) {
   const int T = spec.mTile;
-  std::map<std::string, std::string> v = {
-      {"NAME", spec.kernelName()},
-      {"N", std::to_string(spec.n)},
-      {"K", std::to_string(spec.k)},
-      {"WORDS", std::to_string(spec.k / 32)},
-      {"WORDS_PER_BLOCK", std::to_string(spec.blockSize / 32)},
-      {"PER_SPLIT", std::to_string(spec.wordsPerSplit())},
-      {"SPLITS", std::to_string(spec.splitK)},
-      {"BLOCK", std::to_string(kHGemvBlock)},
-      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreadsAttr},
-      {"MAP_BLOCKS", kMapBlocksAttr}};
+  std::map<std::string, std::string> v =
+      gemvValues(spec.kernelName(), spec.n, spec.wordsPerSplit(),
+                 spec.splitK);
+  v["K"] = std::to_string(spec.k);
+  v["WORDS"] = std::to_string(spec.k / 32);
+  v["WORDS_PER_BLOCK"] = std::to_string(spec.blockSize / 32);
   v["UNITS"] = std::to_string(spec.k / 32);
   v["CONSTS"] = "      %c2 = arith.constant 2 : index\n"
                 "      %c3 = arith.constant 3 : index\n"
@@ -1192,18 +1191,12 @@ std::string NF4GemvSpec::kernelName() const {
 
 std::string nf4GemvSource(const NF4GemvSpec &spec) {
   const int T = spec.mTile;
-  std::map<std::string, std::string> v = {
-      {"NAME", spec.kernelName()},
-      {"N", std::to_string(spec.n)},
-      {"XROW", std::to_string(spec.k / 8)},
-      {"CHUNKS", std::to_string(spec.k / 32)},
-      {"CHUNKS_PER_BLOCK", std::to_string(spec.blockSize / 32)},
-      {"PER_SPLIT", std::to_string(spec.chunksPerSplit())},
-      {"SPLITS", std::to_string(spec.splitK)},
-      {"BLOCK", std::to_string(kHGemvBlock)},
-      {"GX", std::to_string((spec.n + kHGemvBlock - 1) / kHGemvBlock)},
-      {"MAP_THREADS", kMapThreadsAttr},
-      {"MAP_BLOCKS", kMapBlocksAttr}};
+  std::map<std::string, std::string> v =
+      gemvValues(spec.kernelName(), spec.n, spec.chunksPerSplit(),
+                 spec.splitK);
+  v["XROW"] = std::to_string(spec.k / 8);
+  v["CHUNKS"] = std::to_string(spec.k / 32);
+  v["CHUNKS_PER_BLOCK"] = std::to_string(spec.blockSize / 32);
   v["UNITS"] = std::to_string(spec.k / 32);
   v["CONSTS"] = "      %c4 = arith.constant 4 : index\n"
                 "      %cXRow = arith.constant " + std::to_string(spec.k / 8) +
