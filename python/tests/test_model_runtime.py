@@ -220,7 +220,8 @@ def fake_cuda_library():
 
 
 @pytest.mark.parametrize("spec,graphs", [("rtn-w4-g32", "1"), ("rtn-w4-g32", "0"),
-                                         ("rtn-w4-g32", "fail"), ("quip-w4", "1")])
+                                         ("rtn-w4-g32", "fail"), ("quip-w4", "1"),
+                                         ("smoothquant-w8a8", "1")])
 def test_cuda_backend_with_a_stand_in_driver(llq_opt, llq_compile, llq_run, tiny, tmp_path,
                                              spec, graphs):
     # The CUDA backend (stream, asynchronous copies, the decode step recorded

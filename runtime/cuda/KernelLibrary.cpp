@@ -203,14 +203,15 @@ Status launchMemRefs(KernelLibrary &library, const ManifestKernel &kernel,
 }
 
 /// Activation quantization (segment maxima, then bytes and steps), then the
-/// int8 GEMM.
-Status launchIntegerPrefill(KernelLibrary &library,
-                            const ManifestKernel &kernel, const QGemmBuffers &b,
-                            int64_t m, CUstream stream) {
+/// integer GEMM (decode or prefill).
+Status launchIntegerGemm(KernelLibrary &library, const ManifestKernel &kernel,
+                         const QGemmBuffers &b, int64_t m,
+                         const QGemmLaunchOptions &options) {
+  const CUstream stream = options.stream;
   if (!b.xq || !b.xs || !b.xpart)
     return Status::error("kernel " + kernel.name +
                          " quantizes activations: give xq, xs and xpart");
-  if (m <= 0 || m > INT32_MAX)
+  if (m <= 0 || m > INT32_MAX || !kernel.handles(m))
     return Status::error("kernel " + kernel.name +
                          " does not handle m=" + std::to_string(m));
   const KernelManifest &manifest = library.manifest();
@@ -234,6 +235,11 @@ Status launchIntegerPrefill(KernelLibrary &library,
       !s)
     return s;
   const std::array<int64_t, 5> sizes = qgemmMemRefSizes(kernel, m);
+  if (kernel.accumulate && options.zeroAccumulator)
+    if (Status s = library.device().fill32(
+            b.y, 0, static_cast<size_t>(m * kernel.n), stream);
+        !s)
+      return s;
   return launchMemRefs(library, kernel,
                        {{b.xq, m * k},
                         {b.w, sizes[1]},
@@ -248,8 +254,8 @@ Status launchIntegerPrefill(KernelLibrary &library,
 Status launchQGemm(KernelLibrary &library, const ManifestKernel &kernel,
                    const QGemmBuffers &buffers, int64_t m,
                    const QGemmLaunchOptions &options) {
-  if (kernel.kind == QGemmKernelKind::Prefill && kernel.actBits)
-    return launchIntegerPrefill(library, kernel, buffers, m, options.stream);
+  if (kernel.actBits)
+    return launchIntegerGemm(library, kernel, buffers, m, options);
   QGemmParams params;
   if (Status s = packQGemmParams(kernel, buffers, m, params); !s)
     return s;

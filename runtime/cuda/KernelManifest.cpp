@@ -290,13 +290,13 @@ Status parseKernel(const std::vector<std::string_view> &words,
     if (Status s = integer("tile_n", 1, 4096, kernel.tileN, true); !s)
       return s;
   }
-  // Integer activations: decode kernels quantize their rows themselves;
-  // a prefill kernel names the nests that quantize them first.
+  // Integer activations: the kernel names the nests that quantize its rows
+  // first.
   int64_t actBits = 0;
   if (Status s = integer("act_bits", 2, 8, actBits, false); !s)
     return s;
   kernel.actBits = static_cast<int>(actBits);
-  if (kernel.kind == QGemmKernelKind::Prefill && actBits) {
+  if (kernel.kind != QGemmKernelKind::Model && actBits) {
     if (!take("act_quant", kernel.actQuant))
       return missing("act_quant");
     take("act_amax", kernel.actAmax);

@@ -722,7 +722,7 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
                            " is not a model kernel of kernels.txt");
   }
   std::vector<std::string> used = {e->model_.lmHead};
-  int64_t intK = 0; // the widest layer with an integer prefill kernel
+  int64_t intK = 0; // the widest layer with integer activations
   int64_t quipK = 0, quipN = 0; // the widest QuIP layer
   for (const ModelDescription::Block &b : e->model_.blocks)
     for (const std::string *l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up,
@@ -732,14 +732,15 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
     Expected<const LayerEntry *> l = e->layer(name);
     if (!l)
       return l.status();
+    std::vector<std::string> gemms;
     for (const auto &[rows, k] : (*l)->decode)
-      if (!e->manifest_.find(k))
-        return Status::error("layer " + name + ": kernel " + k +
-                             " is not in kernels.txt");
-    if (!(*l)->prefill.empty()) {
-      const ManifestKernel *p = e->manifest_.find((*l)->prefill);
+      gemms.push_back(k);
+    if (!(*l)->prefill.empty())
+      gemms.push_back((*l)->prefill);
+    for (const std::string &k : gemms) {
+      const ManifestKernel *p = e->manifest_.find(k);
       if (!p)
-        return Status::error("layer " + name + ": kernel " + (*l)->prefill +
+        return Status::error("layer " + name + ": kernel " + k +
                              " is not in kernels.txt");
       for (const std::string *q : {&p->actQuant, &p->actAmax}) {
         if (q->empty())
@@ -750,12 +751,17 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
                                " (activation quantization of " + p->name +
                                ") is not a model kernel of kernels.txt");
       }
-      if (p->actBits && (*l)->k % 32)
+      if (!p->actBits)
+        continue;
+      if (p->kind == QGemmKernelKind::Prefill && (*l)->k % 32)
         return Status::error("layer " + name +
                              ": an integer prefill kernel needs K to be a "
                              "multiple of 32");
-      if (p->actBits)
-        intK = std::max(intK, (*l)->k);
+      if ((*l)->k % 16)
+        return Status::error("layer " + name +
+                             ": integer activations need K to be a multiple "
+                             "of 16");
+      intK = std::max(intK, (*l)->k);
     }
     if ((*l)->k % 8)
       return Status::error("layer " + name + ": K is not a multiple of 8");
@@ -1020,7 +1026,7 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
       p.memref(xr, size_t(rows * l.k / 8));
       p.memref(tensor(l.w), size_t(l.k / 8 * l.n));
       p.memref(yr, size_t(rows * l.n));
-    } else if (k->kind == QGemmKernelKind::Prefill && k->actBits) {
+    } else if (k->actBits) {
       // Quantize the rows (segment maxima first, per token), then multiply
       // the bytes.
       const size_t segments = size_t(l.k / 16), R = size_t(rows);

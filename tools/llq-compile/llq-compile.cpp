@@ -176,19 +176,16 @@ std::string manifestLine(const gpu::QGemmSpec &spec) {
      << (spec.kind == gpu::QGemmKind::Decode ? "decode" : "prefill")
      << " bits=" << spec.bits << " n=" << spec.n << " k=" << spec.k
      << " group=" << spec.group;
-  if (spec.kind == gpu::QGemmKind::Decode) {
+  if (spec.kind == gpu::QGemmKind::Decode)
     os << " mtile=" << spec.mTile << " splitk=" << spec.splitK
        << " tile_n=" << l.tileN;
-    if (spec.actBits)
-      os << " act_bits=" << spec.actBits;
-  } else {
+  else
     os << " tile_m=" << l.tileM << " tile_n=" << l.tileN;
-    if (spec.actBits) {
-      gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
-      os << " act_bits=" << spec.actBits << " act_quant=" << a.quantName();
-      if (!a.amaxName().empty())
-        os << " act_amax=" << a.amaxName();
-    }
+  if (spec.actBits) {
+    gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
+    os << " act_bits=" << spec.actBits << " act_quant=" << a.quantName();
+    if (!a.amaxName().empty())
+      os << " act_amax=" << a.amaxName();
   }
   os << " block=" << l.block[0] << "," << l.block[1] << "," << l.block[2]
      << " smem=" << l.sharedBytes << " accumulate=" << (l.accumulates ? 1 : 0)
@@ -1168,10 +1165,10 @@ int main(int argc, char **argv) {
   }
 
   std::vector<gpu::LoopNestKernel> nests;
-  // The activation quantization the integer prefill kernels read.
+  // The activation quantization the integer kernels read.
   std::string actManifest;
   for (const gpu::QGemmSpec &spec : specs) {
-    if (spec.kind != gpu::QGemmKind::Prefill || !spec.actBits)
+    if (!spec.actBits)
       continue;
     gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
     auto addNest = [&](const std::string &name, const char *op,

@@ -476,7 +476,8 @@ using ActQuantDecodeTest = JitTest<ActCase>;
 
 // y = fakequant(x) W^T, where fakequant rounds x / s half to even, clamps to
 // [-qmax - 1, qmax] and multiplies by s (s = max|x_row| / qmax, or the step):
-// the CPU path's definition, in float64.
+// the CPU path's definition, in float64. The rows are quantized by the
+// activation-quantization nests, as the runtime launches them.
 TEST_P(ActQuantDecodeTest, MatchesFakeQuantizedReference) {
   const ActCase c = GetParam();
   gpu::QGemmSpec spec;
@@ -535,8 +536,20 @@ TEST_P(ActQuantDecodeTest, MatchesFakeQuantizedReference) {
   Half xh = toHalf(x);
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
+  gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
+  std::vector<float> part(c.m * a.segments(), -1.0f), xs(c.m, -1.0f);
+  std::vector<uint32_t> xqBytes(c.m * c.k / 4, 0xdeadbeef);
+  if (!a.amaxName().empty()) {
+    Params q;
+    q.mem(xh).mem(part).i32(c.m);
+    runOnHost({a.amaxName(), gpu::buildActAmaxSource(a)}, q);
+  }
+  Params q;
+  q.mem(xh).mem(part).mem(xqBytes).mem(xs).i32(c.m);
+  runOnHost({a.quantName(), gpu::buildActQuantSource(a)}, q);
+
   Params p;
-  p.mem(xh).mem(w).mem(gc.scales).mem(gc.biases).mem(y).i32(c.m);
+  p.mem(xqBytes).mem(w).mem(gc.scales).mem(gc.biases).mem(y).mem(xs).i32(c.m);
   runOnHost({spec.kernelName(), gpu::buildDecodeActQuantSource(spec)}, p);
 
   double maxRef = 0, maxErr = 0;
@@ -556,6 +569,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ActCase{8, 8, 130, 256, 64, 4, 2, 3, 0},   // split K
                       ActCase{4, 4, 40, 128, 128, 2, 1, 2, 0},   // W4A4
                       ActCase{8, 6, 33, 96, 96, 4, 3, 4, 0},     // W6A6
+                      ActCase{2, 8, 24, 256, 128, 2, 1, 2, 0},   // W2A8
                       ActCase{8, 8, 64, 128, 128, 1, 1, 1, 0.02f}));
 
 } // namespace

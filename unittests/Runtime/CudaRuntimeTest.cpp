@@ -281,7 +281,7 @@ TEST(KernelManifestTest, ModelAndF16GemvKernels) {
             "splits add into y)");
 }
 
-TEST(KernelManifestTest, IntegerPrefillNamesItsQuantizationNests) {
+TEST(KernelManifestTest, IntegerKernelsNameTheirQuantizationNests) {
   Expected<KernelManifest> m = KernelManifest::parse(
       "module ptx k.ptx\n"
       "kernel g kind=prefill bits=8 n=64 k=256 group=256 tile_m=128 "
@@ -289,7 +289,7 @@ TEST(KernelManifestTest, IntegerPrefillNamesItsQuantizationNests) {
       "kernel s kind=prefill bits=8 n=64 k=256 group=256 tile_m=128 "
       "tile_n=128 act_bits=6 act_quant=q6 block=256 smem=92160\n"
       "kernel d kind=decode bits=8 n=64 k=256 group=256 mtile=4 splitk=1 "
-      "act_bits=8 block=128\n",
+      "act_bits=8 act_quant=q act_amax=a block=128\n",
       "dir/kernels.txt");
   ASSERT_TRUE(m.ok()) << m.message();
   const ManifestKernel *g = m->find("g");
@@ -299,10 +299,14 @@ TEST(KernelManifestTest, IntegerPrefillNamesItsQuantizationNests) {
   EXPECT_TRUE(g->extra.empty());
   EXPECT_EQ(m->find("s")->actAmax, ""); // a static step: no max nest
   EXPECT_EQ(m->find("d")->actBits, 8);
-  EXPECT_EQ(m->find("d")->actQuant, "");
+  EXPECT_EQ(m->find("d")->actQuant, "q");
+  EXPECT_EQ(m->find("d")->actAmax, "a");
 
   EXPECT_EQ(kernelError("kernel f kind=prefill bits=8 n=64 k=256 group=256 "
                         "tile_m=128 tile_n=128 act_bits=8 block=256"),
+            "dir/kernels.txt:2: kernel f: missing key 'act_quant'");
+  EXPECT_EQ(kernelError("kernel f kind=decode bits=8 n=64 k=256 group=256 "
+                        "mtile=4 splitk=1 act_bits=8 block=128"),
             "dir/kernels.txt:2: kernel f: missing key 'act_quant'");
   EXPECT_EQ(kernelError("kernel f kind=prefill bits=8 n=64 k=256 group=256 "
                         "tile_m=128 tile_n=128 act_bits=9 act_quant=q "

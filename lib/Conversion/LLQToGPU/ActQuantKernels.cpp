@@ -38,6 +38,22 @@
 namespace llq::gpu {
 
 namespace {
+/// The lines (MLIR text) that round activation %xe<E> (f32) to an integer
+/// code %xq<E> (i32): round half to even of %xe<E> * \p inv, clamped to
+/// [%qmin, %qmax] by compare and select (inline on every target).
+std::vector<std::string> roundToCodeLines(const std::string &E,
+                                          const std::string &inv) {
+  return {"%xd" + E + " = arith.mulf %xe" + E + ", " + inv + " : f32",
+          "%xn" + E + " = math.roundeven %xd" + E + " : f32",
+          "%xlo" + E + " = arith.cmpf olt, %xn" + E + ", %qmin : f32",
+          "%xl" + E + " = arith.select %xlo" + E + ", %qmin, %xn" + E +
+              " : f32",
+          "%xhi" + E + " = arith.cmpf ogt, %xl" + E + ", %qmax : f32",
+          "%xh" + E + " = arith.select %xhi" + E + ", %qmax, %xl" + E +
+              " : f32",
+          "%xq" + E + " = arith.fptosi %xh" + E + " : f32 to i32"};
+}
+
 /// The grid frame shared by both nests (thread %g owns segment %g of row
 /// %row): %rs = row * S, %rseg and %xb, the index of the segment's first
 /// vector<8xf16>.

@@ -30,12 +30,6 @@ std::string rowNestBegin(const std::string &name, const std::string &args,
                          int64_t block, int64_t work);
 std::string rowNestEnd();
 
-/// The lines (MLIR text) that round activation %xe<E> (f32) to an integer
-/// code %xq<E> (i32): round half to even of %xe<E> * \p inv, clamped to
-/// [%qmin, %qmax] by compare and select (inline on every target).
-std::vector<std::string> roundToCodeLines(const std::string &E,
-                                          const std::string &inv);
-
 /// Launch configuration of a finalized prefill spec for \p m rows.
 QGemmLaunch prefillLaunch(const QGemmSpec &spec, int64_t m);
 

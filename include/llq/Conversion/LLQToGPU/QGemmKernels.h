@@ -109,12 +109,15 @@ mlir::Operation *buildDecodeLoopNest(mlir::OpBuilder &b, mlir::ModuleOp module,
 
 /// The decode kernel of an activation-quantized \p spec (actBits > 0) as
 /// MLIR text: a host function holding the same blocks x threads nest as
-/// buildDecodeLoopNest, with the kernel ABI, whose threads quantize their
-/// activation rows and accumulate integer products per 128-bit chunk.
+/// buildDecodeLoopNest, whose threads accumulate integer products per
+/// 128-bit chunk of the rows the activation-quantization nests wrote (see
+/// ActQuantSpec). Its arguments are the integer prefill kernel's:
+///   (xq: memref<?xvector<4xi32>>, w, scales, biases, y,
+///    xs: memref<?xf32>, m: i32)
 std::string buildDecodeActQuantSource(const QGemmSpec &spec);
 
-/// The activation quantization ahead of an integer prefill kernel (actBits
-/// > 0): x (f16, M x K) becomes xq, actBits-bit integers in bytes, in the
+/// The activation quantization ahead of an integer GEMM, decode or prefill
+/// (actBits > 0): x (f16, M x K) becomes xq, actBits-bit integers in bytes, in the
 /// byte order of the weights' container (quant::kChunkByteOrder), and xs,
 /// each row's step, which the GEMM's epilogue multiplies in. Per token the
 /// step is max|x[m, :]| / (2^(actBits-1) - 1), taken in two nests: `amax`
@@ -155,7 +158,7 @@ struct ActQuantSpec {
   std::string quantName() const;
 };
 
-/// The activation quantization an integer prefill \p spec reads.
+/// The activation quantization an integer \p spec (decode or prefill) reads.
 ActQuantSpec actQuantSpecOf(const QGemmSpec &spec);
 std::string buildActAmaxSource(const ActQuantSpec &spec);
 std::string buildActQuantSource(const ActQuantSpec &spec);

@@ -39,7 +39,7 @@ struct QGemmBuffers {
   CUdeviceptr scales = 0; ///< f16, [G][n]
   CUdeviceptr biases = 0; ///< f16 1024 + zero point, [G][n]
   CUdeviceptr y = 0;      ///< f32, m x n row-major
-  /// Integer prefill kernels (actBits > 0) only: scratch for the quantized
+  /// Integer kernels (actBits > 0, decode or prefill) only: scratch for the quantized
   /// rows (m x k bytes), their steps (m f32) and the segment maxima (m x
   /// k / 16 f32), which launchQGemm fills from x before the GEMM.
   CUdeviceptr xq = 0, xs = 0, xpart = 0;

@@ -100,8 +100,8 @@ struct ManifestKernel {
   uint32_t sharedBytes = 0;
   bool accumulate = false;
   /// Decode and prefill: activations quantized to actBits-bit integers (0:
-  /// f16). An integer prefill kernel reads the bytes and row steps that
-  /// its act_quant nest (after its act_amax nest, for per-token steps)
+  /// f16). An integer kernel reads the bytes and row steps that its
+  /// act_quant nest (after its act_amax nest, for per-token steps)
   /// writes: model kernels with those names.
   int actBits = 0;
   std::string actQuant, actAmax;
