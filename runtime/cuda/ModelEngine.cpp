@@ -491,8 +491,10 @@ Expected<ModelDescription> ModelDescription::parse(const std::string &text,
     return Status::error(source + ": no 'model' line");
   if (d.blocks.empty())
     return Status::error(source + ": no blocks");
-  if (d.heads % d.kvHeads || d.headDim % 2)
+  if (d.heads % d.kvHeads)
     return Status::error(source + ": inconsistent head counts");
+  if (d.headDim % 8)
+    return Status::error(source + ": head_dim must be a multiple of 8");
   for (const char *op : {"embed", "add_sumsq", "rmsnorm", "rope", "scores",
                          "softmax", "values", "swiglu"})
     if (!d.kernels.count(op))
@@ -1163,8 +1165,8 @@ Status ModelEngine::launchStep(int64_t m, bool withLogits) {
       s = backend_->zero(ssum_.ptr, MH * 4);
     if (s)
       s = run("scores",
-              {{qh_.ptr, M * Q},
-               {kCache_[b].ptr, C * KV},
+              {{qh_.ptr, M * Q / 8},
+               {kCache_[b].ptr, C * KV / 8},
                {scores_.ptr, MH * C},
                {smax_.ptr, MH},
                {pos_.ptr, 1}}, m);
@@ -1178,8 +1180,8 @@ Status ModelEngine::launchStep(int64_t m, bool withLogits) {
       s = run("values",
               {{scores_.ptr, MH * C},
                {ssum_.ptr, MH},
-               {vCache_[b].ptr, C * KV},
-               {o_.ptr, M * Q},
+               {vCache_[b].ptr, C * KV / 8},
+               {o_.ptr, M * Q / 8},
                {pos_.ptr, 1}}, m);
     if (s)
       s = gemm(*L(blk.o), o_.ptr, y_.ptr, m);

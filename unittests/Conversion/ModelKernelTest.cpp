@@ -437,6 +437,10 @@ TEST(ModelKernels, LowerToPtxWithoutLocalMemory) {
     // table lives in local memory; no other kernel touches it.
     if (nest.name.find("llq_rope_") != 0)
       EXPECT_EQ(body.find(".local"), std::string::npos) << nest.name;
+    // Attention reads keys, values and queries 16 bytes at a time.
+    if (nest.name.find("llq_scores_") == 0 ||
+        nest.name.find("llq_values_") == 0)
+      EXPECT_NE(body.find("ld.global.v4"), std::string::npos) << nest.name;
   }
   // The f16 GEMV reads its weights with 128-bit loads.
   EXPECT_NE(ptx->find("ld.global.v4"), std::string::npos);
@@ -455,6 +459,10 @@ TEST(ModelKernels, RejectsBadDimensions) {
   dims.scale = 0.25f;
   EXPECT_NE(dims.check().find("multiple of the key/value heads"),
             std::string::npos);
+  dims.kvHeads = 2;
+  EXPECT_EQ(dims.check(), "");
+  dims.headDim = 12; // attention reads 8 halves at a time
+  EXPECT_NE(dims.check().find("multiple of 8"), std::string::npos);
   gpu::HGemvSpec gemv;
   gemv.n = 10;
   gemv.k = 12;

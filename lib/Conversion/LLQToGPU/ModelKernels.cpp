@@ -307,10 +307,12 @@ func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
 // as an f32 atomic add.
 
 // Block (head, row); thread tx scores keys tx, tx + block, ... <= pos0 + row
-// and folds its largest score into smax.
+// and folds its largest score into smax. The query and key rows are read 8
+// halves (16 bytes) at a time, into 8 partial sums.
 constexpr const char *kScores = R"(
-func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
-                    %smax: memref<?xi32>, %posv: memref<?xi32>, %m: i32) {
+func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
+                    %sc: memref<?xf32>, %smax: memref<?xi32>,
+                    %posv: memref<?xi32>, %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %cT = arith.constant {{BLOCK}} : index
@@ -318,13 +320,13 @@ func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
     scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
-      %cHd = arith.constant {{HD}} : index
+      %cHd = arith.constant {{HD8}} : index
       %cGroup = arith.constant {{GROUP}} : index
-      %cQRow = arith.constant {{QROW}} : index
-      %cKRow = arith.constant {{KROW}} : index
+      %cQRow = arith.constant {{QROW8}} : index
+      %cKRow = arith.constant {{KROW8}} : index
       %cCtx = arith.constant {{CTX}} : index
       %scale = arith.constant {{SCALE}} : f32
-      %zero = arith.constant 0.0 : f32
+      %zero8 = arith.constant dense<0.0> : vector<8xf32>
       %ninf = arith.constant 0xFF800000 : f32
       %ones = arith.constant -1 : i32
       %sign = arith.constant -2147483648 : i32
@@ -344,16 +346,17 @@ func.func @{{NAME}}(%q: memref<?xf16>, %kc: memref<?xf16>, %sc: memref<?xf32>,
       %mx = scf.for %t = %tx to %len step %cT iter_args(%best = %ninf) -> f32 {
         %kb0 = arith.muli %t, %cKRow : index
         %kb = arith.addi %kb0, %kh : index
-        %dot = scf.for %d = %c0 to %cHd step %c1 iter_args(%a = %zero) -> f32 {
+        %dotv = scf.for %d = %c0 to %cHd step %c1 iter_args(%a = %zero8) -> vector<8xf32> {
           %qi = arith.addi %qb, %d : index
           %ki = arith.addi %kb, %d : index
-          %qv = memref.load %q[%qi] : memref<?xf16>
-          %kv = memref.load %kc[%ki] : memref<?xf16>
-          %qf = arith.extf %qv : f16 to f32
-          %kf = arith.extf %kv : f16 to f32
-          %n = math.fma %qf, %kf, %a : f32
-          scf.yield %n : f32
+          %qv = memref.load %q[%qi] : memref<?xvector<8xf16>>
+          %kv = memref.load %kc[%ki] : memref<?xvector<8xf16>>
+          %qf = arith.extf %qv : vector<8xf16> to vector<8xf32>
+          %kf = arith.extf %kv : vector<8xf16> to vector<8xf32>
+          %n = math.fma %qf, %kf, %a : vector<8xf32>
+          scf.yield %n : vector<8xf32>
         }
+        %dot = vector.reduction <add>, %dotv : vector<8xf32> into f32
         %s = arith.mulf %dot, %scale : f32
         %si = arith.addi %sb, %t : index
         memref.store %s, %sc[%si] : memref<?xf32>
@@ -418,24 +421,25 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %smax: memref<?xi32>,
 }
 )";
 
-// Block (head, row), thread d: out[row, head, d] = sum_t e[t] v[t, g, d] /
-// sum_t e[t].
+// Block (head, row), thread l: out[row, head, 8l .. 8l + 7] =
+// sum_t e[t] v[t, g, 8l .. 8l + 7] / sum_t e[t], 16-byte loads of the value
+// rows into 8 sums.
 constexpr const char *kValues = R"(
 func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
-                    %vc: memref<?xf16>, %out: memref<?xf16>, %posv: memref<?xi32>,
-                    %m: i32) {
+                    %vc: memref<?xvector<8xf16>>, %out: memref<?xvector<8xf16>>,
+                    %posv: memref<?xi32>, %m: i32) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
-  %cHd = arith.constant {{HD}} : index
+  %cHd = arith.constant {{HD8}} : index
   %cH = arith.constant {{HEADS}} : index
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
     scf.parallel (%d) = (%c0) to (%cHd) step (%c1) {
       %cGroup = arith.constant {{GROUP}} : index
-      %cQRow = arith.constant {{QROW}} : index
-      %cKRow = arith.constant {{KROW}} : index
+      %cQRow = arith.constant {{QROW8}} : index
+      %cKRow = arith.constant {{KROW8}} : index
       %cCtx = arith.constant {{CTX}} : index
-      %zero = arith.constant 0.0 : f32
+      %zero8 = arith.constant dense<0.0> : vector<8xf32>
       %pos0 = memref.load %posv[%c0] : memref<?xi32>
       %p0 = arith.index_cast %pos0 : i32 to index
       %pos = arith.addi %p0, %row : index
@@ -446,24 +450,26 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
       %srow0 = arith.muli %row, %cH : index
       %srow = arith.addi %srow0, %hd : index
       %sb = arith.muli %srow, %cCtx : index
-      %acc = scf.for %t = %c0 to %len step %c1 iter_args(%a = %zero) -> f32 {
+      %acc = scf.for %t = %c0 to %len step %c1 iter_args(%a = %zero8) -> vector<8xf32> {
         %si = arith.addi %sb, %t : index
         %p = memref.load %sc[%si] : memref<?xf32>
+        %pv = vector.broadcast %p : f32 to vector<8xf32>
         %vb = arith.muli %t, %cKRow : index
         %vi = arith.addi %vb, %vd : index
-        %vv = memref.load %vc[%vi] : memref<?xf16>
-        %vf = arith.extf %vv : f16 to f32
-        %n = math.fma %p, %vf, %a : f32
-        scf.yield %n : f32
+        %vv = memref.load %vc[%vi] : memref<?xvector<8xf16>>
+        %vf = arith.extf %vv : vector<8xf16> to vector<8xf32>
+        %n = math.fma %pv, %vf, %a : vector<8xf32>
+        scf.yield %n : vector<8xf32>
       }
       %sum = memref.load %ssum[%srow] : memref<?xf32>
-      %o = arith.divf %acc, %sum : f32
+      %sv = vector.broadcast %sum : f32 to vector<8xf32>
+      %o = arith.divf %acc, %sv : vector<8xf32>
       %ob0 = arith.muli %row, %cQRow : index
       %oh = arith.muli %hd, %cHd : index
       %ob = arith.addi %ob0, %oh : index
       %oi = arith.addi %ob, %d : index
-      %o16 = arith.truncf %o : f32 to f16
-      memref.store %o16, %out[%oi] : memref<?xf16>
+      %o16 = arith.truncf %o : vector<8xf32> to vector<8xf16>
+      memref.store %o16, %out[%oi] : memref<?xvector<8xf16>>
     } {{MAP_THREADS}}
   } {{MAP_BLOCKS}}
   return
@@ -522,8 +528,9 @@ std::string ModelDims::check() const {
     return "the query heads (" + std::to_string(heads) +
            ") are not a multiple of the key/value heads (" +
            std::to_string(kvHeads) + ")";
-  if (headDim % 2 || headDim > 1024)
-    return "the head dimension must be even and at most 1024, not " +
+  if (headDim % 8 || headDim > 1024)
+    return "the head dimension must be a multiple of 8 and at most 1024, "
+           "not " +
            std::to_string(headDim);
   if (!(scale > 0))
     return "the attention scale must be positive";
@@ -547,6 +554,9 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
   };
   std::map<std::string, std::string> attn = {
       {"HD", std::to_string(dims.headDim)},
+      {"HD8", std::to_string(dims.headDim / 8)},
+      {"QROW8", std::to_string(dims.heads * dims.headDim / 8)},
+      {"KROW8", std::to_string(dims.kvHeads * dims.headDim / 8)},
       {"HALF", std::to_string(dims.headDim / 2)},
       {"HEADS", std::to_string(dims.heads)},
       {"GROUP", std::to_string(dims.heads / dims.kvHeads)},
@@ -586,7 +596,7 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
   kernels.push_back(attnKernel(kScores, ModelOp::Scores, dims.heads, 128));
   kernels.push_back(attnKernel(kSoftmax, ModelOp::Softmax, dims.heads, 128));
   kernels.push_back(
-      attnKernel(kValues, ModelOp::Values, dims.heads, dims.headDim));
+      attnKernel(kValues, ModelOp::Values, dims.heads, dims.headDim / 8));
   kernels.push_back({ModelOp::SwiGlu, name(ModelOp::SwiGlu),
                      rowGrid(dims.intermediate), 1, true, kRowBlock,
                      rowKernel(kSwiGlu, name(ModelOp::SwiGlu),
