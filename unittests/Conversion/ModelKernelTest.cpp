@@ -12,6 +12,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GpuEmulator.h"
+
 #include "llq/Conversion/LLQToGPU/ModelKernels.h"
 #include "llq/Conversion/LLQToGPU/Pipeline.h"
 #include "llq/Quant/Binarize.h"
@@ -51,6 +53,8 @@ public:
     ptrs_.push_back(&ints_.back());
     return *this;
   }
+  /// The last i32 given (the kernels' row count m).
+  int32_t lastI32() const { return ints_.empty() ? 0 : ints_.back(); }
   /// The host entry points' last two parameters: the blocks to run.
   Params &blocks(int64_t lo, int64_t hi) {
     for (int64_t v : {lo, hi}) {
@@ -128,7 +132,10 @@ void expectProduct(const std::vector<float> &x, const std::vector<float> &dense,
     }
 }
 
-class ModelKernelTest : public ::testing::Test {
+/// Each test runs twice: the nests lowered for the host (what the host
+/// library runs), and mapped to the GPU as llq-compile builds them for
+/// CUDA, run by the GPU kernel emulator with the manifest's launch shape.
+class ModelKernelTest : public ::testing::TestWithParam<bool> {
 protected:
   static void SetUpTestSuite() {
     llvm::InitializeNativeTarget();
@@ -164,9 +171,21 @@ protected:
     nests.push_back({gemv.kernelName(), gpu::hgemvSource(gemv)});
     nests.push_back({gemv1.kernelName(), gpu::hgemvSource(gemv1)});
 
+    for (const gpu::ModelKernel &k : gpu::buildModelKernels(dims))
+      launches[k.name] = {k.gridX, k.gridY, k.rowsInY, k.block};
+    for (const gpu::HGemvSpec *g : {&gemv, &gemv1})
+      launches[g->kernelName()] = {
+          (g->n + gpu::kHGemvBlock - 1) / gpu::kHGemvBlock, g->splitK, false,
+          gpu::kHGemvBlock};
+
     mlir::DialectRegistry registry;
     gpu::registerKernelCompilation(registry);
     ctx = std::make_unique<mlir::MLIRContext>(registry);
+    if (GetParam()) {
+      gpuModule = gpu::buildKernelModule(*ctx, {}, nests);
+      ASSERT_TRUE(gpuModule);
+      return;
+    }
     auto module = gpu::buildHostKernelModule(*ctx, {}, nests);
     ASSERT_TRUE(module);
     ASSERT_TRUE(mlir::succeeded(gpu::lowerHostKernels(*module)));
@@ -176,6 +195,19 @@ protected:
   }
 
   void run(const std::string &name, Params &p) {
+    if (GetParam()) {
+      auto &k = emulated[name];
+      std::string error;
+      if (!k)
+        k = gpu::emu::Kernel::create(*gpuModule, name, error);
+      ASSERT_TRUE(k) << error;
+      const Launch &l = launches.at(name);
+      const int64_t gy = l.rowsInY ? p.lastI32() : l.gridY;
+      error = k->launch({uint32_t(l.gridX), uint32_t(gy), 1},
+                        {uint32_t(l.block), 1, 1}, 0, p.data());
+      ASSERT_EQ(error, "");
+      return;
+    }
     auto fn = engine->lookup(name + "_packed");
     ASSERT_TRUE(bool(fn)) << llvm::toString(fn.takeError());
     // All blocks, in two ranges as a threaded launcher would split them.
@@ -187,16 +219,24 @@ protected:
   }
   void run(gpu::ModelOp op, Params &p) { run(names[op], p); }
 
+  struct Launch {
+    int64_t gridX, gridY;
+    bool rowsInY;
+    int64_t block;
+  };
   gpu::ModelDims dims;
   gpu::HGemvSpec gemv, gemv1;
   std::map<gpu::ModelOp, std::string> names;
+  std::map<std::string, Launch> launches;
   std::unique_ptr<mlir::MLIRContext> ctx;
   std::unique_ptr<mlir::ExecutionEngine> engine;
+  mlir::OwningOpRef<mlir::ModuleOp> gpuModule;
+  std::map<std::string, std::unique_ptr<gpu::emu::Kernel>> emulated;
   std::mt19937 rng{7};
   std::uniform_real_distribution<float> uni{-1, 1};
 };
 
-TEST_F(ModelKernelTest, EmbedAddAndRmsNorm) {
+TEST_P(ModelKernelTest, EmbedAddAndRmsNorm) {
   const int64_t D = dims.hidden, V = dims.vocab;
   const int m = 3;
   std::vector<float> tablef(V * D);
@@ -257,7 +297,7 @@ TEST_F(ModelKernelTest, EmbedAddAndRmsNorm) {
   }
 }
 
-TEST_F(ModelKernelTest, RopeWritesTheCacheAtItsPositions) {
+TEST_P(ModelKernelTest, RopeWritesTheCacheAtItsPositions) {
   const int64_t H = dims.heads, G = dims.kvHeads, hd = dims.headDim,
                 C = dims.maxContext;
   const int m = 2, pos0 = 5;
@@ -304,7 +344,7 @@ TEST_F(ModelKernelTest, RopeWritesTheCacheAtItsPositions) {
   }
 }
 
-TEST_F(ModelKernelTest, CausalGroupedQueryAttention) {
+TEST_P(ModelKernelTest, CausalGroupedQueryAttention) {
   const int64_t H = dims.heads, G = dims.kvHeads, hd = dims.headDim,
                 C = dims.maxContext;
   const int m = 3, pos0 = 4; // keys 0 .. 6
@@ -351,7 +391,7 @@ TEST_F(ModelKernelTest, CausalGroupedQueryAttention) {
     }
 }
 
-TEST_F(ModelKernelTest, SwiGlu) {
+TEST_P(ModelKernelTest, SwiGlu) {
   const int64_t I = dims.intermediate;
   const int m = 2;
   std::vector<float> g(m * I), u(m * I);
@@ -369,7 +409,7 @@ TEST_F(ModelKernelTest, SwiGlu) {
   }
 }
 
-TEST_F(ModelKernelTest, F16GemvMatchesXWTranspose) {
+TEST_P(ModelKernelTest, F16GemvMatchesXWTranspose) {
   for (const gpu::HGemvSpec *spec : {&gemv, &gemv1}) {
     SCOPED_TRACE(spec->kernelName());
     const int64_t N = spec->n, K = spec->k;
@@ -402,6 +442,12 @@ TEST_F(ModelKernelTest, F16GemvMatchesXWTranspose) {
       ASSERT_EQ(y[i], sentinel);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Forms, ModelKernelTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return std::string(info.param ? "GpuEmulated"
+                                                          : "Host");
+                         });
 
 TEST(ModelKernels, LowerToPtxWithoutLocalMemory) {
   gpu::ModelDims dims;
