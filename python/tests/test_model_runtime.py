@@ -259,6 +259,46 @@ def test_cuda_backend_with_a_stand_in_driver(llq_opt, llq_compile, llq_run, tiny
     assert gen == run_artifact(llq_run, cpu, TOKENS, "--generate", "5")
 
 
+@pytest.mark.parametrize("spec", ["rtn-w4-g32", "smoothquant-w8a8"])
+def test_gpu_kernels_emulated_through_the_cuda_backend(llq_opt, llq_compile, llq_run, tiny,
+                                                       tmp_path, spec):
+    # The GPU artifact as built for a GPU (tensor-core prefill, tensor-core
+    # decode for 2..16 rows, the int8 prefill of SmoothQuant's layers), run
+    # by the CUDA backend on the stand-in driver, which emulates the
+    # artifact's own kernels (their gpu.funcs, from --emit=mlir): its top
+    # logits and greedy continuation are the host library's, for a prompt
+    # on the prefill kernel and one on the tensor-core decode kernel.
+    import os
+    q = quantize(llq_opt, tiny, spec, tmp_path)
+    cpu = compile_cpu(llq_compile, q, tmp_path / "cpu", "--max-context=64")
+    gpu = tmp_path / "gpu"
+    args = [llq_compile, str(q), "--target=cuda-sm80", "--max-context=64"]
+    subprocess.run(args + ["-o", str(gpu)], check=True, capture_output=True)
+    kernels = tmp_path / "kernels.mlir"
+    kernels.write_text(subprocess.run(args + ["--emit=mlir"], check=True,
+                                      capture_output=True, text=True).stdout)
+    manifest = (gpu / "kernels.txt").read_text()
+    assert "kind=prefill" in manifest
+    env = dict(os.environ, LLQ_CUDA_DRIVER=fake_cuda_library(),
+               LLQ_FAKE_CUDA_MLIR=str(kernels), LLQ_FAKE_CUDA_LOG="1")
+    rng = np.random.default_rng(5)
+    for length in (40, 10):
+        tokens = [int(t) for t in rng.integers(0, 300, length)]
+        want = run_artifact(llq_run, cpu, tokens, "--top-k", "5", "--generate", "4")
+        got = subprocess.run([llq_run, str(gpu), "--device", "cuda", "--tokens",
+                              ",".join(map(str, tokens)), "--top-k", "5", "--generate", "4"],
+                             check=True, capture_output=True, text=True, env=env)
+        assert "launches" in got.stderr
+        w, g = want.splitlines(), got.stdout.splitlines()
+        assert g[5] == w[5]  # the greedy continuation
+        top_w = [(int(a), float(b)) for a, b in (line.split() for line in w[:5])]
+        top_g = [(int(a), float(b)) for a, b in (line.split() for line in g[:5])]
+        assert [t for t, _ in top_g] == [t for t, _ in top_w]
+        scale = max(abs(v) for _, v in top_w)
+        for (_, a), (_, b) in zip(top_g, top_w):
+            assert abs(a - b) <= 2e-2 * scale
+
+
 def test_gpu_artifact_of_a_quip_model(llq_opt, llq_compile, tiny, tmp_path):
     # QuIP layers: Q' on the ordinary kernels (tensor-core prefill included)
     # between the Hadamard transforms' nests, which keep to registers.

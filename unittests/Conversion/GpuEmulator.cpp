@@ -378,6 +378,8 @@ FailureOr<OwningOpRef<ModuleOp>> hostModule(ModuleOp kernels,
     return failure();
   }
   MLIRContext *ctx = kernels.getContext();
+  ctx->loadDialect<arith::ArithDialect, func::FuncDialect,
+                   memref::MemRefDialect, vector::VectorDialect>();
   Location loc = kernel.getLoc();
   OwningOpRef<ModuleOp> out = ModuleOp::create(loc);
   OpBuilder b(ctx);

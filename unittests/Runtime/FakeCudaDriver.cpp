@@ -15,11 +15,27 @@
 // stream is always idle) except under capture, where launches and memsets
 // are recorded and run by cuGraphLaunch.
 //
+// With LLQ_FAKE_CUDA_MLIR instead, the "module" is the artifact's GPU kernels
+// themselves: that file holds them as `llq-compile --emit=mlir` prints them
+// for the same model and target (gpu.funcs before the NVVM lowering), and a
+// launch runs the named gpu.func in the GPU kernel emulator
+// (unittests/Conversion/GpuEmulator.h) over the launch's grid, block and
+// shared memory. Tensor-core kernels then run too.
+//
 // LLQ_FAKE_CUDA_FAIL_CAPTURE=1 makes cuStreamBeginCapture fail;
 // LLQ_FAKE_CUDA_LOG=1 prints the counts of launches and graph launches on
 // exit.
 //
 //===----------------------------------------------------------------------===//
+
+#include "GpuEmulator.h"
+
+#include "llq/Conversion/LLQToGPU/Pipeline.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/TargetSelect.h"
 
 #include <dlfcn.h>
 
@@ -41,6 +57,16 @@ constexpr CUresult kSuccess = 0, kInvalidValue = 1, kNotFound = 500,
 struct Function {
   void (*packed)(void **) = nullptr;
   const int8_t *bytes = nullptr;
+  /// Emulated: the kernel, and the byte size of each launch parameter.
+  std::unique_ptr<llq::gpu::emu::Kernel> emulated;
+  std::vector<int8_t> sizes;
+};
+
+/// The kernels of LLQ_FAKE_CUDA_MLIR, parsed once.
+struct Emulated {
+  mlir::DialectRegistry registry;
+  std::unique_ptr<mlir::MLIRContext> ctx;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
 };
 
 /// A recorded operation with its parameters copied.
@@ -50,6 +76,7 @@ struct Recorded {
 
 struct State {
   void *host = nullptr;
+  std::unique_ptr<Emulated> emulated;
   bool capturing = false, captureFailed = false;
   std::vector<Recorded> capture;
   long launches = 0, graphLaunches = 0;
@@ -129,6 +156,21 @@ CUresult cuCtxSetCurrent(void *) { return kSuccess; }
 CUresult cuCtxSynchronize() { return kSuccess; }
 
 CUresult cuModuleLoadData(void **module, const void *) {
+  if (const char *path = std::getenv("LLQ_FAKE_CUDA_MLIR")) {
+    if (!state.emulated) {
+      llvm::InitializeNativeTarget();
+      llvm::InitializeNativeTargetAsmPrinter();
+      auto e = std::make_unique<Emulated>();
+      llq::gpu::registerKernelCompilation(e->registry);
+      e->ctx = std::make_unique<mlir::MLIRContext>(e->registry);
+      e->module = mlir::parseSourceFile<mlir::ModuleOp>(path, e->ctx.get());
+      if (!e->module)
+        return kInvalidValue;
+      state.emulated = std::move(e);
+    }
+    *module = state.emulated.get();
+    return kSuccess;
+  }
   if (!state.host) {
     const char *path = std::getenv("LLQ_FAKE_CUDA_HOST");
     state.host = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
@@ -144,6 +186,32 @@ CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned, int *,
 }
 CUresult cuModuleUnload(void *) { return kSuccess; }
 CUresult cuModuleGetFunction(void **fn, void *module, const char *name) {
+  if (state.emulated && module == state.emulated.get()) {
+    mlir::gpu::GPUFuncOp kernel;
+    state.emulated->module->walk([&](mlir::gpu::GPUFuncOp f) {
+      if (f.getName() == name)
+        kernel = f;
+    });
+    if (!kernel)
+      return kNotFound;
+    auto *f = new Function;
+    for (mlir::Type t : kernel.getFunctionType().getInputs()) {
+      if (auto m = mlir::dyn_cast<mlir::MemRefType>(t))
+        f->sizes.insert(f->sizes.end(), 3 + 2 * m.getRank(), 8);
+      else
+        f->sizes.push_back(int8_t(t.getIntOrFloatBitWidth() <= 32 ? 4 : 8));
+    }
+    std::string error;
+    f->emulated = llq::gpu::emu::Kernel::create(*state.emulated->module, name,
+                                                error);
+    if (!f->emulated) {
+      std::fprintf(stderr, "fake cuda: %s: %s\n", name, error.c_str());
+      delete f;
+      return kNotFound;
+    }
+    *fn = f;
+    return kSuccess;
+  }
   auto *f = new Function;
   f->packed = reinterpret_cast<void (*)(void **)>(
       dlsym(module, (std::string(name) + "_packed").c_str()));
@@ -158,10 +226,33 @@ CUresult cuModuleGetFunction(void **fn, void *module, const char *name) {
 }
 CUresult cuFuncSetAttribute(void *, int, int) { return kSuccess; }
 
-CUresult cuLaunchKernel(void *fn, unsigned gridX, unsigned, unsigned, unsigned,
-                        unsigned, unsigned, unsigned, void *, void **params,
-                        void **) {
-  const Function *f = static_cast<const Function *>(fn);
+CUresult cuLaunchKernel(void *fn, unsigned gridX, unsigned gridY,
+                        unsigned gridZ, unsigned blockX, unsigned blockY,
+                        unsigned blockZ, unsigned shared, void *,
+                        void **params, void **) {
+  Function *f = static_cast<Function *>(fn);
+  if (f->emulated) {
+    auto values = std::make_shared<std::vector<int64_t>>();
+    for (size_t i = 0; i < f->sizes.size(); ++i) {
+      int64_t v = 0;
+      std::memcpy(&v, params[i], size_t(f->sizes[i]));
+      values->push_back(v);
+    }
+    issue([=] {
+      std::vector<void *> ptrs;
+      for (int64_t &v : *values)
+        ptrs.push_back(&v);
+      std::string error = f->emulated->launch(
+          {gridX, gridY, gridZ}, {blockX, blockY, blockZ}, shared, ptrs.data());
+      if (!error.empty()) {
+        std::fprintf(stderr, "fake cuda: emulated launch: %s\n",
+                     error.c_str());
+        std::abort();
+      }
+      ++state.launches;
+    });
+    return kSuccess;
+  }
   // Copy the parameter values (they may change after the call returns),
   // then add the host entry point's block range: all of grid.x.
   auto values = std::make_shared<std::vector<int64_t>>();
