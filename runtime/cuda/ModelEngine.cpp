@@ -869,6 +869,7 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
                 {&e->a_, P * I * 2},
                 {&e->y_, P * D * 4},
                 {&e->scores_, P * size_t(d.heads) * size_t(d.maxContext) * 4},
+                {&e->attnAcc_, e->splitAttention() ? kSplitRows * Q * 4 : 0},
                 {&e->smax_, P * size_t(d.heads) * 4},
                 {&e->ssum_, P * size_t(d.heads) * 4},
                 {&e->logits_, size_t(d.vocab) * 4},
@@ -1176,13 +1177,28 @@ Status ModelEngine::launchStep(int64_t m, bool withLogits) {
                {smax_.ptr, MH},
                {ssum_.ptr, MH},
                {pos_.ptr, 1}}, m);
-    if (s)
+    if (s && splitAttention() && m <= kSplitRows) {
+      // Decode steps: the keys spread over more blocks, outputs added in
+      // f32, then turned into f16.
+      s = backend_->zero(attnAcc_.ptr, M * Q * 4);
+      if (s)
+        s = run("values_split",
+                {{scores_.ptr, MH * C},
+                 {ssum_.ptr, MH},
+                 {vCache_[b].ptr, C * KV / 8},
+                 {attnAcc_.ptr, M * Q},
+                 {pos_.ptr, 1}}, m);
+      if (s)
+        s = run("attn_out", {{attnAcc_.ptr, M * Q / 8}, {o_.ptr, M * Q / 8}},
+                m);
+    } else if (s) {
       s = run("values",
               {{scores_.ptr, MH * C},
                {ssum_.ptr, MH},
                {vCache_[b].ptr, C * KV / 8},
                {o_.ptr, M * Q / 8},
                {pos_.ptr, 1}}, m);
+    }
     if (s)
       s = gemm(*L(blk.o), o_.ptr, y_.ptr, m);
     if (s)

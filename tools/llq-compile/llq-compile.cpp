@@ -820,7 +820,7 @@ std::string manifestLine(const gpu::HGemvSpec &g) {
 ModelArtifact packPlan(const ModelPlan &plan, std::vector<GpuLayer> &layers,
                        std::map<mlir::Operation *, std::string> &layerOf,
                        const SmallVector<int> &gemvRows,
-                       SafeTensorsWriter &weights) {
+                       SafeTensorsWriter &weights, int64_t attnSplits) {
   ModelArtifact out;
   WeightStore store;
   std::string err;
@@ -937,6 +937,7 @@ ModelArtifact packPlan(const ModelPlan &plan, std::vector<GpuLayer> &layers,
 
   gpu::ModelDims dims = d;
   dims.maxContext = maxContextArg;
+  dims.attnSplits = attnSplits;
   out.kernels = gpu::buildModelKernels(dims);
   os << "kernels";
   for (const gpu::ModelKernel &k : out.kernels)
@@ -1129,7 +1130,10 @@ int main(int argc, char **argv) {
       if (failed(plan))
         fail("cannot compile '" + inputFile + "' as a whole model (see above)");
       SmallVector<int> gemvRows = {1, 4};
-      modelArtifact = packPlan(*plan, layers, layerOf, gemvRows, weights);
+      // The GPU spreads a decode step's keys over 8 blocks per head; the
+      // host, which runs blocks in turn, keeps one.
+      modelArtifact = packPlan(*plan, layers, layerOf, gemvRows, weights,
+                               host ? 1 : 8);
     }
   }
   SmallVector<StringRef> shapes;

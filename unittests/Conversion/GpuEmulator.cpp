@@ -493,15 +493,14 @@ FailureOr<OwningOpRef<ModuleOp>> hostModule(ModuleOp kernels,
     }
   }
   // Copies after the waits and groups that consume their tokens.
-  ops.clear();
-  fn.walk([&](Operation *op) { ops.push_back(op); });
-  for (Operation *op : ops)
-    if (isa<nvgpu::DeviceAsyncCreateGroupOp>(op))
-      op->erase();
-  for (Operation *op : ops) {
-    auto o = dyn_cast<nvgpu::DeviceAsyncCopyOp>(op);
-    if (!o)
-      continue;
+  std::vector<nvgpu::DeviceAsyncCreateGroupOp> groups;
+  fn.walk([&](nvgpu::DeviceAsyncCreateGroupOp op) { groups.push_back(op); });
+  for (nvgpu::DeviceAsyncCreateGroupOp op : groups)
+    op->erase();
+  std::vector<nvgpu::DeviceAsyncCopyOp> copies;
+  fn.walk([&](nvgpu::DeviceAsyncCopyOp op) { copies.push_back(op); });
+  for (nvgpu::DeviceAsyncCopyOp o : copies) {
+    Operation *op = o;
     b.setInsertionPoint(op);
     const int64_t eb = elementBytes(o.getDst().getType().getElementType());
     Value dst = addressOf(b, loc, o.getDst(), o.getDstIndices());
@@ -525,7 +524,8 @@ FailureOr<OwningOpRef<ModuleOp>> hostModule(ModuleOp kernels,
   fn.setFunctionType(b.getFunctionType(entry.getArgumentTypes(), {}));
   bool foreign = false;
   fn.walk([&](Operation *op) {
-    if (isa<mlir::gpu::GPUDialect, nvgpu::NVGPUDialect>(op->getDialect())) {
+    Dialect *d = op->getDialect();
+    if (!d || isa<mlir::gpu::GPUDialect, nvgpu::NVGPUDialect>(d)) {
       error = "operation not emulated: " + op->getName().getStringRef().str();
       foreign = true;
     }

@@ -35,10 +35,24 @@ using namespace llq;
 
 namespace {
 
+/// Memory aligned as device allocations are (wide vector loads).
+template <typename T> struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U> AlignedAllocator(const AlignedAllocator<U> &) {}
+  T *allocate(size_t n) {
+    return static_cast<T *>(
+        ::operator new(n * sizeof(T), std::align_val_t(256)));
+  }
+  void deallocate(T *p, size_t) { ::operator delete(p, std::align_val_t(256)); }
+  bool operator==(const AlignedAllocator &) const { return true; }
+  bool operator!=(const AlignedAllocator &) const { return false; }
+};
+
 /// The parameter array of one launch: five slots per memref, one per i32.
 class Params {
 public:
-  template <typename T> Params &mem(std::vector<T> &v) {
+  template <typename T, typename A> Params &mem(std::vector<T, A> &v) {
     slots_.push_back(reinterpret_cast<int64_t>(v.data()));
     slots_.push_back(reinterpret_cast<int64_t>(v.data()));
     slots_.push_back(0);
@@ -163,10 +177,24 @@ protected:
     gemv1.mTile = 1;
     ASSERT_EQ(gemv1.finalize(), "");
 
+    // The GPU's split attention: a longer context, so that every split of
+    // the keys has some.
+    split = dims;
+    split.headDim = 16;
+    split.maxContext = 300;
+    split.attnSplits = 3;
+    split.scale = 0.25f;
+    ASSERT_EQ(split.check(), "");
+
     std::vector<gpu::LoopNestKernel> nests;
     for (const gpu::ModelKernel &k : gpu::buildModelKernels(dims)) {
       names[k.op] = k.name;
       nests.push_back({k.name, k.source});
+    }
+    for (const gpu::ModelKernel &k : gpu::buildModelKernels(split)) {
+      splitNames[k.op] = k.name;
+      nests.push_back({k.name, k.source});
+      launches[k.name] = {k.gridX, k.gridY, k.rowsInY, k.block};
     }
     nests.push_back({gemv.kernelName(), gpu::hgemvSource(gemv)});
     nests.push_back({gemv1.kernelName(), gpu::hgemvSource(gemv1)});
@@ -224,9 +252,40 @@ protected:
     bool rowsInY;
     int64_t block;
   };
-  gpu::ModelDims dims;
+  /// Checks out (f16 [m][heads][hd]) against causal grouped-query
+  /// attention of q over the cache rows 0 .. pos0 + r, in float64.
+  void expectAttention(const gpu::ModelDims &d, const Half &q, const Half &kc,
+                       const Half &vc, const Half &out, int m, int pos0) {
+    const int64_t H = d.heads, G = d.kvHeads, hd = d.headDim;
+    for (int r = 0; r < m; ++r)
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t g = h / (H / G), len = pos0 + r + 1;
+        std::vector<double> s(len);
+        double mx = -1e300, sum = 0;
+        for (int64_t t = 0; t < len; ++t) {
+          double dot = 0;
+          for (int64_t i = 0; i < hd; ++i)
+            dot += double(hf(q[(r * H + h) * hd + i])) *
+                   hf(kc[(t * G + g) * hd + i]);
+          s[t] = dot * d.scale;
+          mx = std::max(mx, s[t]);
+        }
+        for (auto &x : s)
+          sum += (x = std::exp(x - mx));
+        for (int64_t i = 0; i < hd; ++i) {
+          double ref = 0;
+          for (int64_t t = 0; t < len; ++t)
+            ref += s[t] / sum * hf(vc[(t * G + g) * hd + i]);
+          EXPECT_NEAR(hf(out[(r * H + h) * hd + i]), ref,
+                      2e-3 * std::max(1.0, std::abs(ref)))
+              << "row " << r << " head " << h << " dim " << i;
+        }
+      }
+  }
+
+  gpu::ModelDims dims, split;
   gpu::HGemvSpec gemv, gemv1;
-  std::map<gpu::ModelOp, std::string> names;
+  std::map<gpu::ModelOp, std::string> names, splitNames;
   std::map<std::string, Launch> launches;
   std::unique_ptr<mlir::MLIRContext> ctx;
   std::unique_ptr<mlir::ExecutionEngine> engine;
@@ -364,31 +423,38 @@ TEST_P(ModelKernelTest, CausalGroupedQueryAttention) {
   run(gpu::ModelOp::Scores, ps);
   run(gpu::ModelOp::Softmax, pm);
   run(gpu::ModelOp::Values, pv);
+  expectAttention(dims, q, kc, vc, out, m, pos0);
+}
 
-  for (int r = 0; r < m; ++r)
-    for (int64_t h = 0; h < H; ++h) {
-      const int64_t g = h / (H / G), len = pos0 + r + 1;
-      std::vector<double> s(len);
-      double mx = -1e300, sum = 0;
-      for (int64_t t = 0; t < len; ++t) {
-        double dot = 0;
-        for (int64_t d = 0; d < hd; ++d)
-          dot += double(hf(q[(r * H + h) * hd + d])) *
-                 hf(kc[(t * G + g) * hd + d]);
-        s[t] = dot * dims.scale;
-        mx = std::max(mx, s[t]);
-      }
-      for (auto &x : s)
-        sum += (x = std::exp(x - mx));
-      for (int64_t d = 0; d < hd; ++d) {
-        double ref = 0;
-        for (int64_t t = 0; t < len; ++t)
-          ref += s[t] / sum * hf(vc[(t * G + g) * hd + d]);
-        EXPECT_NEAR(hf(out[(r * H + h) * hd + d]), ref,
-                    2e-3 * std::max(1.0, std::abs(ref)))
-            << "row " << r << " head " << h << " dim " << d;
-      }
-    }
+// Decode steps on the GPU: the keys of a row split over blocks (scores),
+// the values' products added in f32 by many blocks (values_split), then
+// turned into f16 (attn_out).
+TEST_P(ModelKernelTest, SplitAttentionForDecodeSteps) {
+  const int64_t H = split.heads, G = split.kvHeads, hd = split.headDim,
+                C = split.maxContext;
+  const int m = 2, pos0 = 280; // keys 0 .. 281: all three splits have some
+  std::vector<float> qf(m * H * hd), kf(C * G * hd), vf(C * G * hd);
+  for (auto *vec : {&qf, &kf, &vf})
+    for (auto &x : *vec)
+      x = 2 * uni(rng);
+  Half q = toHalf(qf), kc = toHalf(kf), vc = toHalf(vf);
+  std::vector<float> scores(m * H * C, 0.0f), ssum(m * H, 0.0f);
+  // attn_out reads acc as vector<8xf32>: 32-byte aligned, as device
+  // memory is.
+  std::vector<float, AlignedAllocator<float>> acc(m * H * hd, 0.0f);
+  std::vector<int32_t> smax(m * H, 0);
+  Half out(m * H * hd, 0);
+  std::vector<int32_t> posv = {pos0};
+  Params ps, pm, pv, po;
+  ps.mem(q).mem(kc).mem(scores).mem(smax).mem(posv).i32(m);
+  pm.mem(scores).mem(smax).mem(ssum).mem(posv).i32(m);
+  pv.mem(scores).mem(ssum).mem(vc).mem(acc).mem(posv).i32(m);
+  po.mem(acc).mem(out).i32(m);
+  run(splitNames[gpu::ModelOp::Scores], ps);
+  run(splitNames[gpu::ModelOp::Softmax], pm);
+  run(splitNames[gpu::ModelOp::ValuesSplit], pv);
+  run(splitNames[gpu::ModelOp::AttnOut], po);
+  expectAttention(split, q, kc, vc, out, m, pos0);
 }
 
 TEST_P(ModelKernelTest, SwiGlu) {

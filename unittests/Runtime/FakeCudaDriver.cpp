@@ -1,4 +1,4 @@
-//===- FakeCudaDriver.cpp - A stand-in libcuda that runs host kernels -----===//
+//===- FakeCudaDriver.cpp - A stand-in libcuda over the GPU kernel emulator ===//
 //
 // Part of the llq project.
 //
@@ -6,21 +6,15 @@
 //
 // The driver entry points the runtime resolves, implemented on the host, so
 // that the CUDA backend of the model runtime (streams, asynchronous copies,
-// graph capture and replay, parameter arrays) runs in tests without a GPU.
-// Device memory is host memory. The "module" is the host library of an
-// equivalent `llq-compile --target=cpu` artifact (LLQ_FAKE_CUDA_HOST names
-// its kernels.so): a launch calls `<kernel>_packed` over all grid.x blocks,
-// and `<kernel>_param_bytes` says how many parameters to read and how wide
-// each is, which capture needs to copy them. Work runs when issued (the
-// stream is always idle) except under capture, where launches and memsets
-// are recorded and run by cuGraphLaunch.
-//
-// With LLQ_FAKE_CUDA_MLIR instead, the "module" is the artifact's GPU kernels
-// themselves: that file holds them as `llq-compile --emit=mlir` prints them
-// for the same model and target (gpu.funcs before the NVVM lowering), and a
-// launch runs the named gpu.func in the GPU kernel emulator
-// (unittests/Conversion/GpuEmulator.h) over the launch's grid, block and
-// shared memory. Tensor-core kernels then run too.
+// graph capture and replay, parameter arrays) and the artifact's own GPU
+// kernels run in tests without a GPU. Device memory is host memory. The
+// "module" is the artifact's kernels as `llq-compile --emit=mlir` prints
+// them for the same model and target (gpu.funcs before the NVVM lowering;
+// LLQ_FAKE_CUDA_MLIR names the file), and a launch runs the named gpu.func
+// in the GPU kernel emulator (unittests/Conversion/GpuEmulator.h) over the
+// launch's grid, block and shared memory. Work runs when issued (the stream
+// is always idle) except under capture, where launches and memsets are
+// recorded and run by cuGraphLaunch.
 //
 // LLQ_FAKE_CUDA_FAIL_CAPTURE=1 makes cuStreamBeginCapture fail;
 // LLQ_FAKE_CUDA_LOG=1 prints the counts of launches and graph launches on
@@ -36,8 +30,6 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 #include "llvm/Support/TargetSelect.h"
-
-#include <dlfcn.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -55,9 +47,7 @@ constexpr CUresult kSuccess = 0, kInvalidValue = 1, kNotFound = 500,
                    kCaptureInvalidated = 901, kNotSupported = 801;
 
 struct Function {
-  void (*packed)(void **) = nullptr;
-  const int8_t *bytes = nullptr;
-  /// Emulated: the kernel, and the byte size of each launch parameter.
+  /// The kernel, and the byte size of each launch parameter.
   std::unique_ptr<llq::gpu::emu::Kernel> emulated;
   std::vector<int8_t> sizes;
 };
@@ -75,7 +65,6 @@ struct Recorded {
 };
 
 struct State {
-  void *host = nullptr;
   std::unique_ptr<Emulated> emulated;
   bool capturing = false, captureFailed = false;
   std::vector<Recorded> capture;
@@ -156,28 +145,21 @@ CUresult cuCtxSetCurrent(void *) { return kSuccess; }
 CUresult cuCtxSynchronize() { return kSuccess; }
 
 CUresult cuModuleLoadData(void **module, const void *) {
-  if (const char *path = std::getenv("LLQ_FAKE_CUDA_MLIR")) {
-    if (!state.emulated) {
-      llvm::InitializeNativeTarget();
-      llvm::InitializeNativeTargetAsmPrinter();
-      auto e = std::make_unique<Emulated>();
-      llq::gpu::registerKernelCompilation(e->registry);
-      e->ctx = std::make_unique<mlir::MLIRContext>(e->registry);
-      e->module = mlir::parseSourceFile<mlir::ModuleOp>(path, e->ctx.get());
-      if (!e->module)
-        return kInvalidValue;
-      state.emulated = std::move(e);
-    }
-    *module = state.emulated.get();
-    return kSuccess;
-  }
-  if (!state.host) {
-    const char *path = std::getenv("LLQ_FAKE_CUDA_HOST");
-    state.host = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : nullptr;
-    if (!state.host)
+  if (!state.emulated) {
+    const char *path = std::getenv("LLQ_FAKE_CUDA_MLIR");
+    if (!path)
       return kInvalidValue;
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    auto e = std::make_unique<Emulated>();
+    llq::gpu::registerKernelCompilation(e->registry);
+    e->ctx = std::make_unique<mlir::MLIRContext>(e->registry);
+    e->module = mlir::parseSourceFile<mlir::ModuleOp>(path, e->ctx.get());
+    if (!e->module)
+      return kInvalidValue;
+    state.emulated = std::move(e);
   }
-  *module = state.host;
+  *module = state.emulated.get();
   return kSuccess;
 }
 CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned, int *,
@@ -186,42 +168,30 @@ CUresult cuModuleLoadDataEx(void **module, const void *image, unsigned, int *,
 }
 CUresult cuModuleUnload(void *) { return kSuccess; }
 CUresult cuModuleGetFunction(void **fn, void *module, const char *name) {
-  if (state.emulated && module == state.emulated.get()) {
-    mlir::gpu::GPUFuncOp kernel;
-    state.emulated->module->walk([&](mlir::gpu::GPUFuncOp f) {
-      if (f.getName() == name)
-        kernel = f;
-    });
-    if (!kernel)
-      return kNotFound;
-    auto *f = new Function;
-    for (mlir::Type t : kernel.getFunctionType().getInputs()) {
-      if (auto m = mlir::dyn_cast<mlir::MemRefType>(t))
-        f->sizes.insert(f->sizes.end(), 3 + 2 * m.getRank(), 8);
-      else
-        f->sizes.push_back(int8_t(t.getIntOrFloatBitWidth() <= 32 ? 4 : 8));
-    }
-    std::string error;
-    f->emulated = llq::gpu::emu::Kernel::create(*state.emulated->module, name,
-                                                error);
-    if (!f->emulated) {
-      std::fprintf(stderr, "fake cuda: %s: %s\n", name, error.c_str());
-      delete f;
-      return kNotFound;
-    }
-    *fn = f;
-    return kSuccess;
+  if (!state.emulated || module != state.emulated.get())
+    return kInvalidValue;
+  mlir::gpu::GPUFuncOp kernel;
+  state.emulated->module->walk([&](mlir::gpu::GPUFuncOp f) {
+    if (f.getName() == name)
+      kernel = f;
+  });
+  if (!kernel)
+    return kNotFound;
+  auto f = std::make_unique<Function>();
+  for (mlir::Type t : kernel.getFunctionType().getInputs()) {
+    if (auto m = mlir::dyn_cast<mlir::MemRefType>(t))
+      f->sizes.insert(f->sizes.end(), 3 + 2 * m.getRank(), 8);
+    else
+      f->sizes.push_back(int8_t(t.getIntOrFloatBitWidth() <= 32 ? 4 : 8));
   }
-  auto *f = new Function;
-  f->packed = reinterpret_cast<void (*)(void **)>(
-      dlsym(module, (std::string(name) + "_packed").c_str()));
-  f->bytes = static_cast<const int8_t *>(
-      dlsym(module, (std::string(name) + "_param_bytes").c_str()));
-  if (!f->packed || !f->bytes) {
-    delete f;
+  std::string error;
+  f->emulated =
+      llq::gpu::emu::Kernel::create(*state.emulated->module, name, error);
+  if (!f->emulated) {
+    std::fprintf(stderr, "fake cuda: %s: %s\n", name, error.c_str());
     return kNotFound;
   }
-  *fn = f;
+  *fn = f.release();
   return kSuccess;
 }
 CUresult cuFuncSetAttribute(void *, int, int) { return kSuccess; }
@@ -231,44 +201,23 @@ CUresult cuLaunchKernel(void *fn, unsigned gridX, unsigned gridY,
                         unsigned blockZ, unsigned shared, void *,
                         void **params, void **) {
   Function *f = static_cast<Function *>(fn);
-  if (f->emulated) {
-    auto values = std::make_shared<std::vector<int64_t>>();
-    for (size_t i = 0; i < f->sizes.size(); ++i) {
-      int64_t v = 0;
-      std::memcpy(&v, params[i], size_t(f->sizes[i]));
-      values->push_back(v);
-    }
-    issue([=] {
-      std::vector<void *> ptrs;
-      for (int64_t &v : *values)
-        ptrs.push_back(&v);
-      std::string error = f->emulated->launch(
-          {gridX, gridY, gridZ}, {blockX, blockY, blockZ}, shared, ptrs.data());
-      if (!error.empty()) {
-        std::fprintf(stderr, "fake cuda: emulated launch: %s\n",
-                     error.c_str());
-        std::abort();
-      }
-      ++state.launches;
-    });
-    return kSuccess;
-  }
-  // Copy the parameter values (they may change after the call returns),
-  // then add the host entry point's block range: all of grid.x.
+  // Copy the parameter values (they may change after the call returns).
   auto values = std::make_shared<std::vector<int64_t>>();
-  for (int i = 0; f->bytes[i]; ++i) {
+  for (size_t i = 0; i < f->sizes.size(); ++i) {
     int64_t v = 0;
-    std::memcpy(&v, params[i], size_t(f->bytes[i]));
+    std::memcpy(&v, params[i], size_t(f->sizes[i]));
     values->push_back(v);
   }
-  values->push_back(0);
-  values->push_back(int64_t(gridX));
-  auto packed = f->packed;
-  issue([values, packed] {
+  issue([=] {
     std::vector<void *> ptrs;
     for (int64_t &v : *values)
       ptrs.push_back(&v);
-    packed(ptrs.data());
+    std::string error = f->emulated->launch(
+        {gridX, gridY, gridZ}, {blockX, blockY, blockZ}, shared, ptrs.data());
+    if (!error.empty()) {
+      std::fprintf(stderr, "fake cuda: emulated launch: %s\n", error.c_str());
+      std::abort();
+    }
     ++state.launches;
   });
   return kSuccess;

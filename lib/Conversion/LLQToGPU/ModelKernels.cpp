@@ -306,8 +306,9 @@ func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
 // is below every encoded float, so a zeroed buffer starts at -inf), the sum
 // as an f32 atomic add.
 
-// Block (head, row); thread tx scores keys tx, tx + block, ... <= pos0 + row
-// and folds its largest score into smax. The query and key rows are read 8
+// Block (head x split, row); thread tx of split s scores keys
+// s * block + tx, then every splits * block keys on, up to pos0 + row, and
+// folds its largest score into smax. The query and key rows are read 8
 // halves (16 bytes) at a time, into 8 partial sums.
 constexpr const char *kScores = R"(
 func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
@@ -316,10 +317,17 @@ func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %cT = arith.constant {{BLOCK}} : index
-  %cH = arith.constant {{HEADS}} : index
+  %cHS = arith.constant {{HEAD_SPLITS}} : index
   %mi = arith.index_cast %m : i32 to index
-  scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
+  scf.parallel (%hs, %row) = (%c0, %c0) to (%cHS, %mi) step (%c1, %c1) {
     scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %cH = arith.constant {{HEADS}} : index
+      %cS = arith.constant {{SPLITS}} : index
+      %hd = arith.divui %hs, %cS : index
+      %sp = arith.remui %hs, %cS : index
+      %spT = arith.muli %sp, %cT : index
+      %t0 = arith.addi %spT, %tx : index
+      %tstep = arith.muli %cS, %cT : index
       %cHd = arith.constant {{HD8}} : index
       %cGroup = arith.constant {{GROUP}} : index
       %cQRow = arith.constant {{QROW8}} : index
@@ -343,7 +351,7 @@ func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
       %srow0 = arith.muli %row, %cH : index
       %srow = arith.addi %srow0, %hd : index
       %sb = arith.muli %srow, %cCtx : index
-      %mx = scf.for %t = %tx to %len step %cT iter_args(%best = %ninf) -> f32 {
+      %mx = scf.for %t = %t0 to %len step %tstep iter_args(%best = %ninf) -> f32 {
         %kb0 = arith.muli %t, %cKRow : index
         %kb = arith.addi %kb0, %kh : index
         %dotv = scf.for %d = %c0 to %cHd step %c1 iter_args(%a = %zero8) -> vector<8xf32> {
@@ -368,7 +376,10 @@ func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
       %flip = arith.xori %bits, %ones : i32
       %set = arith.ori %bits, %sign : i32
       %enc = arith.select %neg, %flip, %set : i32
-      %old = memref.atomic_rmw maxu %enc, %smax[%srow] : (i32, memref<?xi32>) -> i32
+      %some = arith.cmpi ult, %t0, %len : index
+      scf.if %some {
+        %old = memref.atomic_rmw maxu %enc, %smax[%srow] : (i32, memref<?xi32>) -> i32
+      }
     } {{MAP_THREADS}}
   } {{MAP_BLOCKS}}
   return
@@ -476,6 +487,104 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
 }
 )";
 
+// Decode steps on the GPU: block (head x split s, row) of lanes l (8 dims
+// each) x subs u; thread (l, u) takes the keys t = s * subs + u, then every
+// splits * subs keys on, and adds sum_t e[t] / sum v[t, g, 8l .. 8l + 7]
+// into acc (f32 [m][heads][hd], zeroed first) with atomics: many blocks,
+// each with a short run of keys, instead of one long run per head.
+constexpr const char *kValuesSplit = R"(
+func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
+                    %vc: memref<?xvector<8xf16>>, %acc: memref<?xf32>,
+                    %posv: memref<?xi32>, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %cHS = arith.constant {{HEAD_SPLITS}} : index
+  %mi = arith.index_cast %m : i32 to index
+  scf.parallel (%hs, %row) = (%c0, %c0) to (%cHS, %mi) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %cH = arith.constant {{HEADS}} : index
+      %cS = arith.constant {{SPLITS}} : index
+      %cL = arith.constant {{HD8}} : index
+      %cU = arith.constant {{SUBS}} : index
+      %cHdim = arith.constant {{HD}} : index
+      %cGroup = arith.constant {{GROUP}} : index
+      %cKRow = arith.constant {{KROW8}} : index
+      %cCtx = arith.constant {{CTX}} : index
+      %c8 = arith.constant 8 : index
+      %zero8 = arith.constant dense<0.0> : vector<8xf32>
+      %hd = arith.divui %hs, %cS : index
+      %sp = arith.remui %hs, %cS : index
+      %l = arith.remui %tx, %cL : index
+      %u = arith.divui %tx, %cL : index
+      %spU = arith.muli %sp, %cU : index
+      %t0 = arith.addi %spU, %u : index
+      %tstep = arith.muli %cS, %cU : index
+      %pos0 = memref.load %posv[%c0] : memref<?xi32>
+      %p0 = arith.index_cast %pos0 : i32 to index
+      %pos = arith.addi %p0, %row : index
+      %len = arith.addi %pos, %c1 : index
+      %g = arith.divui %hd, %cGroup : index
+      %kh = arith.muli %g, %cL : index
+      %vd = arith.addi %kh, %l : index
+      %srow0 = arith.muli %row, %cH : index
+      %srow = arith.addi %srow0, %hd : index
+      %sb = arith.muli %srow, %cCtx : index
+      %some = arith.cmpi ult, %t0, %len : index
+      scf.if %some {
+        %sum8 = scf.for %t = %t0 to %len step %tstep iter_args(%a = %zero8) -> vector<8xf32> {
+          %si = arith.addi %sb, %t : index
+          %p = memref.load %sc[%si] : memref<?xf32>
+          %pv = vector.broadcast %p : f32 to vector<8xf32>
+          %vb = arith.muli %t, %cKRow : index
+          %vi = arith.addi %vb, %vd : index
+          %vv = memref.load %vc[%vi] : memref<?xvector<8xf16>>
+          %vf = arith.extf %vv : vector<8xf16> to vector<8xf32>
+          %n = math.fma %pv, %vf, %a : vector<8xf32>
+          scf.yield %n : vector<8xf32>
+        }
+        %sum = memref.load %ssum[%srow] : memref<?xf32>
+        %sv = vector.broadcast %sum : f32 to vector<8xf32>
+        %o = arith.divf %sum8, %sv : vector<8xf32>
+        %ob0 = arith.muli %srow, %cHdim : index
+        %l8 = arith.muli %l, %c8 : index
+        %ob = arith.addi %ob0, %l8 : index
+{{ATOMICS}}      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+// Block (chunk, row), thread tx: 8 values of acc (f32 [m][heads * hd]) to
+// the f16 attention output.
+constexpr const char *kAttnOut = R"(
+func.func @{{NAME}}(%acc: memref<?xvector<8xf32>>,
+                    %out: memref<?xvector<8xf16>>, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %cGX = arith.constant {{GX}} : index
+  %mi = arith.index_cast %m : i32 to index
+  scf.parallel (%bx, %row) = (%c0, %c0) to (%cGX, %mi) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %cQ8 = arith.constant {{QROW8}} : index
+      %b0 = arith.muli %bx, %cT : index
+      %b = arith.addi %b0, %tx : index
+      %in = arith.cmpi ult, %b, %cQ8 : index
+      scf.if %in {
+        %i0 = arith.muli %row, %cQ8 : index
+        %i = arith.addi %i0, %b : index
+        %v = memref.load %acc[%i] : memref<?xvector<8xf32>>
+        %h = arith.truncf %v : vector<8xf32> to vector<8xf16>
+        memref.store %h, %out[%i] : memref<?xvector<8xf16>>
+      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
 std::string rowKernel(const char *body, const std::string &name,
                       int64_t width,
                       std::map<std::string, std::string> values) {
@@ -516,6 +625,10 @@ const char *modelOpName(ModelOp op) {
     return "values";
   case ModelOp::SwiGlu:
     return "swiglu";
+  case ModelOp::ValuesSplit:
+    return "values_split";
+  case ModelOp::AttnOut:
+    return "attn_out";
   }
   return "?";
 }
@@ -536,15 +649,17 @@ std::string ModelDims::check() const {
     return "the attention scale must be positive";
   if (vocab > (int64_t(1) << 31) || maxContext > (int64_t(1) << 24))
     return "vocabulary or context too large";
+  if (attnSplits < 1 || attnSplits > 64)
+    return "attention splits must be between 1 and 64";
   return "";
 }
 
 std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
-  const std::string suffix = "_d" + std::to_string(dims.hidden) + "_h" +
-                             std::to_string(dims.heads) + "x" +
-                             std::to_string(dims.kvHeads) + "x" +
-                             std::to_string(dims.headDim) + "_c" +
-                             std::to_string(dims.maxContext);
+  const std::string suffix =
+      "_d" + std::to_string(dims.hidden) + "_h" + std::to_string(dims.heads) +
+      "x" + std::to_string(dims.kvHeads) + "x" + std::to_string(dims.headDim) +
+      "_c" + std::to_string(dims.maxContext) +
+      (dims.attnSplits > 1 ? "_s" + std::to_string(dims.attnSplits) : "");
   auto name = [&](ModelOp op) {
     return std::string("llq_") + modelOpName(op) + suffix;
   };
@@ -564,6 +679,8 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
       {"KROW", std::to_string(dims.kvHeads * dims.headDim)},
       {"CTX", std::to_string(dims.maxContext)},
       {"SCALE", floatText(dims.scale)},
+      {"SPLITS", std::to_string(dims.attnSplits)},
+      {"HEAD_SPLITS", std::to_string(dims.heads * dims.attnSplits)},
       {"MAP_THREADS", kMapThreadsAttr},
       {"MAP_BLOCKS", kMapBlocksAttr}};
   auto attnKernel = [&](const char *body, ModelOp op, int64_t gridX,
@@ -593,7 +710,8 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
                   {"EPS", floatText(dims.epsilon)}})});
   kernels.push_back(attnKernel(kRope, ModelOp::Rope,
                                dims.heads + dims.kvHeads, dims.headDim / 2));
-  kernels.push_back(attnKernel(kScores, ModelOp::Scores, dims.heads, 128));
+  kernels.push_back(attnKernel(kScores, ModelOp::Scores,
+                               dims.heads * dims.attnSplits, 128));
   kernels.push_back(attnKernel(kSoftmax, ModelOp::Softmax, dims.heads, 128));
   kernels.push_back(
       attnKernel(kValues, ModelOp::Values, dims.heads, dims.headDim / 8));
@@ -601,6 +719,39 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
                      rowGrid(dims.intermediate), 1, true, kRowBlock,
                      rowKernel(kSwiGlu, name(ModelOp::SwiGlu),
                                dims.intermediate, {})});
+  if (dims.attnSplits > 1) {
+    // Split attention values for decode steps: lanes of 8 dimensions, as
+    // many subs as fill 128 threads.
+    const int64_t lanes = dims.headDim / 8;
+    const int64_t subs = std::max<int64_t>(1, 128 / lanes);
+    std::map<std::string, std::string> v = attn;
+    v["NAME"] = name(ModelOp::ValuesSplit);
+    v["BLOCK"] = std::to_string(lanes * subs);
+    v["SUBS"] = std::to_string(subs);
+    std::string atomics;
+    for (int e = 0; e < 8; ++e) {
+      const std::string E = std::to_string(e);
+      atomics += "        %oe" + E + " = vector.extract %o[" + E +
+                 "] : f32 from vector<8xf32>\n"
+                 "        %ce" + E + " = arith.constant " + E + " : index\n"
+                 "        %oi" + E + " = arith.addi %ob, %ce" + E +
+                 " : index\n"
+                 "        %old" + E + " = memref.atomic_rmw addf %oe" + E +
+                 ", %acc[%oi" + E + "] : (f32, memref<?xf32>) -> f32\n";
+    }
+    v["ATOMICS"] = atomics;
+    kernels.push_back({ModelOp::ValuesSplit, name(ModelOp::ValuesSplit),
+                       dims.heads * dims.attnSplits, 1, true, lanes * subs,
+                       substitute(kValuesSplit, v)});
+    const int64_t q8 = dims.heads * dims.headDim / 8;
+    std::map<std::string, std::string> o = attn;
+    o["NAME"] = name(ModelOp::AttnOut);
+    o["BLOCK"] = std::to_string(kRowBlock);
+    o["GX"] = std::to_string((q8 + kRowBlock - 1) / kRowBlock);
+    kernels.push_back({ModelOp::AttnOut, name(ModelOp::AttnOut),
+                       (q8 + kRowBlock - 1) / kRowBlock, 1, true, kRowBlock,
+                       substitute(kAttnOut, o)});
+  }
   return kernels;
 }
 

@@ -419,22 +419,6 @@ LogicalResult lowerHostKernels(ModuleOp module) {
     }
     b.create<LLVM::CallOp>(loc, f, args);
     b.create<LLVM::ReturnOp>(loc, ValueRange{});
-    // <name>_param_bytes: the byte size of each parameter a launch passes
-    // (all but the block range), then 0; lets a launcher check or copy a
-    // parameter array without the manifest.
-    SmallVector<int8_t> bytes;
-    auto params = f.getFunctionType().getParams();
-    for (Type t : params.drop_back(2))
-      bytes.push_back(t.isInteger(32) ? 4 : 8);
-    bytes.push_back(0);
-    auto arrayType = LLVM::LLVMArrayType::get(b.getI8Type(), bytes.size());
-    b.setInsertionPointAfter(packed);
-    b.create<LLVM::GlobalOp>(
-        loc, arrayType, /*isConstant=*/true, LLVM::Linkage::External,
-        (f.getName() + "_param_bytes").str(),
-        DenseElementsAttr::get(
-            RankedTensorType::get({int64_t(bytes.size())}, b.getI8Type()),
-            ArrayRef<int8_t>(bytes)));
   }
   return mlir::verify(module);
 }

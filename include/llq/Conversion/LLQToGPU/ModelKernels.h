@@ -51,6 +51,11 @@ struct ModelDims {
   float epsilon = 1e-5f;
   /// Attention's score scale (1 / sqrt(headDim) in LLaMA).
   float scale = 0;
+  /// Splits of a row's keys across blocks (the GPU's: a decode step's few
+  /// rows then still fill the machine). Above 1 the scores kernel runs
+  /// heads x splits blocks per row, and two kernels more exist for decode
+  /// steps: values_split and attn_out. 1 on the host.
+  int64_t attnSplits = 1;
 
   /// "" or why no kernels can be built for these dimensions.
   std::string check() const;
@@ -66,13 +71,16 @@ enum class ModelOp {
   Softmax,  ///< (scores f32, smax i32, ssum f32, pos, m): exp in place
   Values,   ///< (scores f32, ssum f32, vcache f16, out f16, pos, m)
   SwiGlu,   ///< (gate f32, up f32, out f16, m)
+  ValuesSplit, ///< (scores f32, ssum f32, vcache f16, acc f32, pos, m):
+               ///< acc += the rows' attention outputs (zero acc first)
+  AttnOut,     ///< (acc f32, out f16, m): out = acc in f16
 };
 // pos: memref<?xi32> holding the first row's position. It lives in device
 // memory rather than in the launch parameters so that one captured launch
 // sequence (a CUDA graph) serves every decode step.
 
 /// "embed", "add_sumsq", "rmsnorm", "rope", "scores", "softmax", "values",
-/// "swiglu".
+/// "swiglu", "values_split", "attn_out".
 const char *modelOpName(ModelOp op);
 
 /// One generated model kernel: its launch and its loop nest.

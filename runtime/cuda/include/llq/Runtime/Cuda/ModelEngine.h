@@ -159,6 +159,13 @@ private:
   /// tokens and first position): no uploads, downloads or waits, so that a
   /// decode step can be recorded once.
   Status launchStep(int64_t m, bool withLogits);
+  /// Rows up to which attention takes the split kernels, where the
+  /// artifact has them (GPU artifacts: values_split and attn_out).
+  static constexpr size_t kSplitRows = 4;
+  bool splitAttention() const {
+    return model_.kernels.count("values_split") &&
+           model_.kernels.count("attn_out");
+  }
   Status run(const std::string &op, std::vector<std::pair<uint64_t, size_t>>
                                         memrefs,
              int64_t m);
@@ -179,6 +186,9 @@ private:
   // Activations for prefillRows rows.
   Buffer ids_, h_, ss_, xn_, q_, k_, v_, qh_, o_, g_, u_, a_, y_, scores_,
       smax_, ssum_, logits_;
+  // Split attention of decode steps (values_split): f32 outputs of up to
+  // kSplitRows rows.
+  Buffer attnAcc_;
   // Integer prefill kernels' operands: quantized rows (bytes), their steps,
   // and per-segment maxima (allocated when a layer has such a kernel).
   Buffer xq_, xs_, xpart_;
