@@ -406,7 +406,7 @@ TEST_P(ModelKernelTest, RopeWritesTheCacheAtItsPositions) {
 TEST_P(ModelKernelTest, CausalGroupedQueryAttention) {
   const int64_t H = dims.heads, G = dims.kvHeads, hd = dims.headDim,
                 C = dims.maxContext;
-  const int m = 3, pos0 = 4; // keys 0 .. 6
+  const int m = 6, pos0 = 4; // keys 0 .. 9; value tiles of 4 and 2 rows
   std::vector<float> qf(m * H * hd), kf(C * G * hd), vf(C * G * hd);
   for (auto *vec : {&qf, &kf, &vf})
     for (auto &x : *vec)

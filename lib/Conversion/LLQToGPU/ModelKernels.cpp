@@ -310,6 +310,10 @@ func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
 // s * block + tx, then every splits * block keys on, up to pos0 + row, and
 // folds its largest score into smax. The query and key rows are read 8
 // halves (16 bytes) at a time, into 8 partial sums.
+/// Query rows per block of the values kernel (each value row loaded once
+/// for all of them).
+constexpr int kValueRows = 4;
+
 constexpr const char *kScores = R"(
 func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
                     %sc: memref<?xf32>, %smax: memref<?xi32>,
@@ -432,9 +436,11 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %smax: memref<?xi32>,
 }
 )";
 
-// Block (head, row), thread l: out[row, head, 8l .. 8l + 7] =
-// sum_t e[t] v[t, g, 8l .. 8l + 7] / sum_t e[t], 16-byte loads of the value
-// rows into 8 sums.
+// Block (head, row), thread l: for the rows row .. row + kValueRows - 1
+// (blocks whose row is not a multiple of kValueRows do nothing),
+// out[r, head, 8l .. 8l + 7] = sum_t e_r[t] v[t, g, 8l .. 8l + 7] /
+// sum_t e_r[t], keys t <= pos0 + r. Each value row is loaded once (16
+// bytes) for the tile's rows; a row's keys past its own end weigh 0.
 constexpr const char *kValues = R"(
 func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
                     %vc: memref<?xvector<8xf16>>, %out: memref<?xvector<8xf16>>,
@@ -446,46 +452,97 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%hd, %row) = (%c0, %c0) to (%cH, %mi) step (%c1, %c1) {
     scf.parallel (%d) = (%c0) to (%cHd) step (%c1) {
-      %cGroup = arith.constant {{GROUP}} : index
-      %cQRow = arith.constant {{QROW8}} : index
-      %cKRow = arith.constant {{KROW8}} : index
-      %cCtx = arith.constant {{CTX}} : index
-      %zero8 = arith.constant dense<0.0> : vector<8xf32>
-      %pos0 = memref.load %posv[%c0] : memref<?xi32>
-      %p0 = arith.index_cast %pos0 : i32 to index
-      %pos = arith.addi %p0, %row : index
-      %len = arith.addi %pos, %c1 : index
-      %g = arith.divui %hd, %cGroup : index
-      %kh = arith.muli %g, %cHd : index
-      %vd = arith.addi %kh, %d : index
-      %srow0 = arith.muli %row, %cH : index
-      %srow = arith.addi %srow0, %hd : index
-      %sb = arith.muli %srow, %cCtx : index
-      %acc = scf.for %t = %c0 to %len step %c1 iter_args(%a = %zero8) -> vector<8xf32> {
-        %si = arith.addi %sb, %t : index
-        %p = memref.load %sc[%si] : memref<?xf32>
-        %pv = vector.broadcast %p : f32 to vector<8xf32>
-        %vb = arith.muli %t, %cKRow : index
-        %vi = arith.addi %vb, %vd : index
-        %vv = memref.load %vc[%vi] : memref<?xvector<8xf16>>
-        %vf = arith.extf %vv : vector<8xf16> to vector<8xf32>
-        %n = math.fma %pv, %vf, %a : vector<8xf32>
-        scf.yield %n : vector<8xf32>
-      }
-      %sum = memref.load %ssum[%srow] : memref<?xf32>
-      %sv = vector.broadcast %sum : f32 to vector<8xf32>
-      %o = arith.divf %acc, %sv : vector<8xf32>
-      %ob0 = arith.muli %row, %cQRow : index
-      %oh = arith.muli %hd, %cHd : index
-      %ob = arith.addi %ob0, %oh : index
-      %oi = arith.addi %ob, %d : index
-      %o16 = arith.truncf %o : vector<8xf32> to vector<8xf16>
-      memref.store %o16, %out[%oi] : memref<?xvector<8xf16>>
+      %cR = arith.constant {{ROWS}} : index
+      %rows = arith.index_cast %m : i32 to index
+      %lane = arith.remui %row, %cR : index
+      %lead = arith.cmpi eq, %lane, %c0 : index
+      scf.if %lead {
+        %cGroup = arith.constant {{GROUP}} : index
+        %cQRow = arith.constant {{QROW8}} : index
+        %cKRow = arith.constant {{KROW8}} : index
+        %cCtx = arith.constant {{CTX}} : index
+        %zero = arith.constant 0.0 : f32
+        %zero8 = arith.constant dense<0.0> : vector<8xf32>
+        %pos0 = memref.load %posv[%c0] : memref<?xi32>
+        %p0 = arith.index_cast %pos0 : i32 to index
+        %g = arith.divui %hd, %cGroup : index
+        %kh = arith.muli %g, %cHd : index
+        %vd = arith.addi %kh, %d : index
+        %oh = arith.muli %hd, %cHd : index
+{{ROW_SETUP}}        %acc:{{ROWS}} = scf.for %t = %c0 to %lenMax step %c1 iter_args({{ITERS}}) -> ({{TYPES}}) {
+          %vb = arith.muli %t, %cKRow : index
+          %vi = arith.addi %vb, %vd : index
+          %vv = memref.load %vc[%vi] : memref<?xvector<8xf16>>
+          %vf = arith.extf %vv : vector<8xf16> to vector<8xf32>
+{{ROW_TERMS}}          scf.yield {{YIELDS}} : {{TYPES}}
+        }
+{{ROW_STORES}}      }
     } {{MAP_THREADS}}
   } {{MAP_BLOCKS}}
   return
 }
 )";
+
+/// The per-row pieces of kValues for tiles of \p rows rows.
+std::map<std::string, std::string> valueRowPieces(int rows) {
+  std::string setup, terms, stores, iters, types, yields;
+  for (int i = 0; i < rows; ++i) {
+    const std::string I = std::to_string(i);
+    const std::string sep = i ? ", " : "";
+    setup += "        %ci" + I + " = arith.constant " + I + " : index\n"
+             "        %ru" + I + " = arith.addi %row, %ci" + I + " : index\n"
+             "        %live" + I + " = arith.cmpi ult, %ru" + I +
+             ", %rows : index\n"
+             "        %r" + I + " = arith.select %live" + I + ", %ru" + I +
+             ", %row : index\n"
+             "        %pr" + I + " = arith.addi %p0, %r" + I + " : index\n"
+             "        %len" + I + " = arith.addi %pr" + I + ", %c1 : index\n"
+             "        %sr0" + I + " = arith.muli %r" + I + ", %cH : index\n"
+             "        %sr" + I + " = arith.addi %sr0" + I + ", %hd : index\n"
+             "        %sb" + I + " = arith.muli %sr" + I + ", %cCtx : index\n";
+    if (i == 0)
+      setup += "        %lm0 = arith.addi %len0, %c0 : index\n";
+    else
+      setup += "        %lm" + I + " = arith.maxui %lm" + std::to_string(i - 1) +
+               ", %len" + I + " : index\n";
+    terms += "          %in" + I + " = arith.cmpi ult, %t, %len" + I +
+             " : index\n"
+             "          %si" + I + " = arith.addi %sb" + I + ", %t : index\n"
+             "          %pl" + I + " = memref.load %sc[%si" + I +
+             "] : memref<?xf32>\n"
+             "          %pw" + I + " = arith.select %in" + I + ", %pl" + I +
+             ", %zero : f32\n"
+             "          %pv" + I + " = vector.broadcast %pw" + I +
+             " : f32 to vector<8xf32>\n"
+             "          %n" + I + " = math.fma %pv" + I + ", %vf, %a" + I +
+             " : vector<8xf32>\n";
+    stores += "        scf.if %live" + I + " {\n"
+              "          %sum" + I + " = memref.load %ssum[%sr" + I +
+              "] : memref<?xf32>\n"
+              "          %sv" + I + " = vector.broadcast %sum" + I +
+              " : f32 to vector<8xf32>\n"
+              "          %o" + I + " = arith.divf %acc#" + I + ", %sv" + I +
+              " : vector<8xf32>\n"
+              "          %ob0" + I + " = arith.muli %r" + I +
+              ", %cQRow : index\n"
+              "          %ob" + I + " = arith.addi %ob0" + I +
+              ", %oh : index\n"
+              "          %oi" + I + " = arith.addi %ob" + I + ", %d : index\n"
+              "          %oq" + I + " = arith.truncf %o" + I +
+              " : vector<8xf32> to vector<8xf16>\n"
+              "          memref.store %oq" + I + ", %out[%oi" + I +
+              "] : memref<?xvector<8xf16>>\n"
+              "        }\n";
+    iters += sep + "%a" + I + " = %zero8";
+    types += sep + "vector<8xf32>";
+    yields += sep + "%n" + I;
+  }
+  setup += "        %lenMax = arith.addi %lm" + std::to_string(rows - 1) +
+           ", %c0 : index\n";
+  return {{"ROWS", std::to_string(rows)}, {"ROW_SETUP", setup},
+          {"ROW_TERMS", terms}, {"ROW_STORES", stores}, {"ITERS", iters},
+          {"TYPES", types}, {"YIELDS", yields}};
+}
 
 // Decode steps on the GPU: block (head x split s, row) of lanes l (8 dims
 // each) x subs u; thread (l, u) takes the keys t = s * subs + u, then every
@@ -713,8 +770,13 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
   kernels.push_back(attnKernel(kScores, ModelOp::Scores,
                                dims.heads * dims.attnSplits, 128));
   kernels.push_back(attnKernel(kSoftmax, ModelOp::Softmax, dims.heads, 128));
-  kernels.push_back(
-      attnKernel(kValues, ModelOp::Values, dims.heads, dims.headDim / 8));
+  {
+    // kValues' pieces go in first (they hold placeholders of their own).
+    const std::string body =
+        substitute(kValues, valueRowPieces(kValueRows), /*keepUnknown=*/true);
+    kernels.push_back(attnKernel(body.c_str(), ModelOp::Values, dims.heads,
+                                 dims.headDim / 8));
+  }
   kernels.push_back({ModelOp::SwiGlu, name(ModelOp::SwiGlu),
                      rowGrid(dims.intermediate), 1, true, kRowBlock,
                      rowKernel(kSwiGlu, name(ModelOp::SwiGlu),
