@@ -1,5 +1,6 @@
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -36,3 +37,26 @@ def llq_run():
 @pytest.fixture(scope="session")
 def llq_compile():
     return tool("llq-compile")
+
+
+@pytest.fixture(scope="session")
+def tiny(llq_import, tmp_path_factory):
+    """A small LLaMA (grouped-query heads, tied embeddings), imported."""
+    from llq import onnx_llama
+    out = tmp_path_factory.mktemp("tiny")
+    cfg = onnx_llama.LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=192,
+                                 num_hidden_layers=2, num_attention_heads=4,
+                                 num_key_value_heads=2, tie_word_embeddings=True)
+    onnx_llama.build(cfg, onnx_llama.random_weights(cfg, seed=3), str(out / "tiny.onnx"))
+    subprocess.run([llq_import, str(out / "tiny.onnx"), "-o", str(out / "model.mlir")],
+                   check=True)
+    return out / "model.mlir"
+
+
+def fake_cuda_library():
+    """The stand-in libcuda that runs GPU kernels in the emulator."""
+    build = os.environ.get("LLQ_BUILD_DIR", os.path.join(ROOT, "build"))
+    path = os.path.join(build, "lib", "libllq-fake-cuda.so")
+    if not os.path.exists(path):
+        pytest.fail("libllq-fake-cuda.so is not built; run scripts/setup.sh first")
+    return path

@@ -16,22 +16,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from llq import onnx_llama
+from conftest import fake_cuda_library
 from test_import_oracle import relative_error, run_llq
 
 TOKENS = [1, 17, 42, 5, 99, 3, 128, 64, 250, 7, 7, 31]
-
-
-@pytest.fixture(scope="module")
-def tiny(llq_import, tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny")
-    cfg = onnx_llama.LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=192,
-                                 num_hidden_layers=2, num_attention_heads=4,
-                                 num_key_value_heads=2, tie_word_embeddings=True)
-    onnx_llama.build(cfg, onnx_llama.random_weights(cfg, seed=3), str(out / "tiny.onnx"))
-    subprocess.run([llq_import, str(out / "tiny.onnx"), "-o", str(out / "model.mlir")],
-                   check=True)
-    return out / "model.mlir"
 
 
 def compile_cpu(llq_compile, ir, out, *extra):
@@ -208,16 +196,6 @@ def test_gpu_artifact_prefills_integer_layers_on_tensor_cores(llq_opt, llq_compi
     # time, as before.
     cpu = compile_cpu(llq_compile, q, tmp_path / "cpu", "--max-context=32")
     assert " prefill=" not in (cpu / "layers.txt").read_text()
-
-
-def fake_cuda_library():
-    import os
-    from conftest import ROOT
-    build = os.environ.get("LLQ_BUILD_DIR", os.path.join(ROOT, "build"))
-    path = os.path.join(build, "lib", "libllq-fake-cuda.so")
-    if not os.path.exists(path):
-        pytest.fail("libllq-fake-cuda.so is not built; run scripts/setup.sh first")
-    return path
 
 
 @pytest.mark.parametrize("spec,graphs", [("rtn-w4-g32", "1"), ("rtn-w4-g32", "0"),

@@ -8,6 +8,8 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
+
 #include <cstring>
 #include <initializer_list>
 #include <vector>
@@ -48,6 +50,10 @@ std::string describeCudaError(const DriverApi &api, CUresult result) {
 }
 
 Expected<std::shared_ptr<CudaDriver>> CudaDriver::open(const char *library) {
+  if (!library) {
+    const char *env = std::getenv("LLQ_CUDA_DRIVER");
+    library = env && *env ? env : "libcuda.so.1";
+  }
   void *handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char *why = dlerror();

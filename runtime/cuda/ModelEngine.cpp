@@ -604,11 +604,7 @@ parseLayerTable(const std::string &text, const std::string &source) {
 Expected<std::unique_ptr<Backend>> openCudaBackend(const KernelManifest &m,
                                                    int ordinal) {
   auto b = std::make_unique<CudaBackend>();
-  // LLQ_CUDA_DRIVER names another driver library (an unusual install, or
-  // the tests' stand-in).
-  const char *library = std::getenv("LLQ_CUDA_DRIVER");
-  Expected<std::shared_ptr<CudaDriver>> driver =
-      library && *library ? CudaDriver::open(library) : CudaDriver::open();
+  Expected<std::shared_ptr<CudaDriver>> driver = CudaDriver::open();
   if (!driver)
     return driver.status();
   b->driver = *driver;

@@ -212,11 +212,12 @@ private:
 class CudaDriver {
 public:
   /// Opens \p library (dlopen), resolves the entry points and calls cuInit.
-  /// Fails with "no CUDA driver: libcuda.so.1 not found (...)" when the
-  /// library is absent, and with "no CUDA device: ..." when the driver finds
-  /// no device.
+  /// Without a library: the one LLQ_CUDA_DRIVER names (an unusual install,
+  /// or the tests' stand-in), else libcuda.so.1. Fails with "no CUDA
+  /// driver: libcuda.so.1 not found (...)" when the library is absent, and
+  /// with "no CUDA device: ..." when the driver finds no device.
   static Expected<std::shared_ptr<CudaDriver>>
-  open(const char *library = "libcuda.so.1");
+  open(const char *library = nullptr);
 
   ~CudaDriver();
   CudaDriver(const CudaDriver &) = delete;
