@@ -8,8 +8,10 @@
  * prompt on both, then decodes STEPS greedy tokens (chosen from the GPU's
  * logits, fed to both), printing the largest logit difference relative to
  * the largest |logit| at every step, and the GPU's prefill and decode times.
- * Exits 1 when a step differs by more than 1e-2 or the greedy tokens differ
- * where the host's top two logits are clearly apart.
+ * Exits 1 when a step differs by more than 1e-2, the greedy tokens differ
+ * where the host's top two logits are clearly apart, or the device's greedy
+ * token (llq_model_decode_greedy) is not the largest of its logits. Then
+ * times STEPS greedy steps that copy back only the token.
  *
  * Part of the llq project. */
 
@@ -106,17 +108,23 @@ int main(int argc, char **argv) {
   if (worst > 1e-2)
     bad = 1;
   double decode = 0;
+  int32_t next = (int32_t)argmax(lg, vocab);
   for (int s = 0; s < steps; ++s) {
-    int32_t next = (int32_t)argmax(lg, vocab);
     if (argmax(lc, vocab) != (size_t)next && margin(lc, vocab) > 0.05) {
       printf("step %d: gpu picks %d, cpu %zu\n", s, next, argmax(lc, vocab));
       bad = 1;
     }
+    int32_t token = next;
     t0 = now();
-    if (llq_model_decode_step(gpu, next, lg) != 0)
+    if (llq_model_decode_greedy(gpu, token, lg, &next) != 0)
       goto failed;
     decode += now() - t0;
-    if (llq_model_decode_step(cpu, next, lc) != 0)
+    if ((size_t)next != argmax(lg, vocab)) {
+      printf("step %d: the device's greedy token %d is not its logits' "
+             "argmax %zu\n", s, next, argmax(lg, vocab));
+      bad = 1;
+    }
+    if (llq_model_decode_step(cpu, token, lc) != 0)
       goto failed;
     double e = compare(lg, lc, vocab);
     if (e > worst)
@@ -128,6 +136,20 @@ int main(int argc, char **argv) {
     printf("decode %d steps: worst relative difference %.2e, gpu %.3f ms a "
            "token (%.1f tok/s, logits copied back each step)\n",
            steps, worst, decode * 1e3 / steps, steps / decode);
+  /* Generation as a deployment runs it: only the token crosses. */
+  llq_model_reset(gpu);
+  if (llq_model_prefill_greedy(gpu, prompt, n, NULL, &next) != 0)
+    goto failed;
+  t0 = now();
+  for (int s = 0; s < steps; ++s)
+    if (llq_model_decode_greedy(gpu, next, NULL, &next) != 0)
+      goto failed;
+  if (steps > 0) {
+    double greedy = now() - t0;
+    printf("greedy decode %d steps: gpu %.3f ms a token (%.1f tok/s, the "
+           "token copied back)\n",
+           steps, greedy * 1e3 / steps, steps / greedy);
+  }
   printf("%s\n", bad ? "MODEL CHECK FAILED" : "model check passed");
   llq_model_free(gpu);
   llq_model_free(cpu);

@@ -173,6 +173,20 @@ int llq_model_decode_step(llq_model *model, int32_t id, float *logits) {
   return result(model->engine->decode(id, logits));
 }
 
+int llq_model_prefill_greedy(llq_model *model, const int32_t *ids, size_t n,
+                             float *logits, int32_t *next) {
+  if (!model || (!ids && n) || !next)
+    return fail("llq_model_prefill_greedy: null argument");
+  return result(model->engine->prefill(ids, int64_t(n), logits, next));
+}
+
+int llq_model_decode_greedy(llq_model *model, int32_t id, float *logits,
+                            int32_t *next) {
+  if (!model || !next)
+    return fail("llq_model_decode_greedy: null argument");
+  return result(model->engine->decode(id, logits, next));
+}
+
 void llq_model_reset(llq_model *model) {
   if (model)
     model->engine->reset();

@@ -852,6 +852,7 @@ ModelEngine::load(const std::string &directory, const std::string &device) {
     size_t bytes;
   } allocs[] = {{&e->ids_, P * 4},
                 {&e->pos_, 4},
+                {&e->best_, 8},
                 {&e->h_, P * D * 4},
                 {&e->ss_, P * 4},
                 {&e->xn_, P * D * 2},
@@ -1077,13 +1078,13 @@ Status ModelEngine::gemm(const LayerEntry &l, uint64_t x, uint64_t y,
 }
 
 Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
-                            float *logits) {
+                            float *logits, int32_t *next) {
   const int32_t pos0 = int32_t(position_);
   if (Status s = backend_->upload(ids_.ptr, ids, size_t(m) * 4); !s)
     return s;
   if (Status s = backend_->upload(pos_.ptr, &pos0, 4); !s)
     return s;
-  const bool withLogits = lastChunk && logits;
+  const bool withLogits = lastChunk && (logits || next);
   // A decode step is the same launch sequence every time (its position is
   // read on the device): recorded once, then replayed.
   if (m == 1 && withLogits && recordDecode_) {
@@ -1110,7 +1111,31 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
   position_ += m;
   if (!withLogits)
     return Status();
-  return backend_->download(logits, logits_.ptr, size_t(model_.vocab) * 4);
+  if (logits)
+    if (Status s =
+            backend_->download(logits, logits_.ptr, size_t(model_.vocab) * 4);
+        !s)
+      return s;
+  if (!next)
+    return Status();
+  if (model_.kernels.count("argmax")) {
+    uint64_t best = 0;
+    if (Status s = backend_->download(&best, best_.ptr, 8); !s)
+      return s;
+    *next = int32_t(0xffffffffu - uint32_t(best & 0xffffffffu));
+    return Status();
+  }
+  // Older artifacts: the logits cross, the host picks.
+  std::vector<float> all(size_t(model_.vocab));
+  const float *l = logits;
+  if (!l) {
+    if (Status s = backend_->download(all.data(), logits_.ptr, all.size() * 4);
+        !s)
+      return s;
+    l = all.data();
+  }
+  *next = int32_t(std::max_element(l, l + model_.vocab) - l);
+  return Status();
 }
 
 Status ModelEngine::launchStep(int64_t m, bool withLogits) {
@@ -1230,10 +1255,18 @@ Status ModelEngine::launchStep(int64_t m, bool withLogits) {
                       {xn_.ptr, D}}, 1);
       !s)
     return s;
-  return gemm(**layer(d.lmHead), xn_.ptr, logits_.ptr, 1);
+  if (Status s = gemm(**layer(d.lmHead), xn_.ptr, logits_.ptr, 1); !s)
+    return s;
+  if (!d.kernels.count("argmax"))
+    return Status();
+  // Greedy sampling on the device (part of a recorded decode step).
+  if (Status s = backend_->zero(best_.ptr, 8); !s)
+    return s;
+  return run("argmax", {{logits_.ptr, size_t(d.vocab)}, {best_.ptr, 1}}, 1);
 }
 
-Status ModelEngine::prefill(const int32_t *ids, int64_t n, float *logits) {
+Status ModelEngine::prefill(const int32_t *ids, int64_t n, float *logits,
+                            int32_t *next) {
   if (n <= 0)
     return Status::error("no tokens to run");
   if (position_ + n > model_.maxContext)
@@ -1249,7 +1282,7 @@ Status ModelEngine::prefill(const int32_t *ids, int64_t n, float *logits) {
                            std::to_string(model_.vocab) + ")");
   for (int64_t start = 0; start < n; start += model_.prefillRows) {
     const int64_t m = std::min(model_.prefillRows, n - start);
-    if (Status s = forward(ids + start, m, start + m == n, logits); !s)
+    if (Status s = forward(ids + start, m, start + m == n, logits, next); !s)
       return s;
   }
   return Status();

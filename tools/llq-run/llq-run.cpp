@@ -133,15 +133,19 @@ static int runArtifact(const std::vector<int64_t> &tokens) {
   const int64_t vocab = (*engine)->description().vocab;
   std::vector<float> logits(vocab);
   std::vector<int32_t> ids(tokens.begin(), tokens.end());
+  // The greedy token comes from the device (its argmax kernel); the logits
+  // cross only where they are printed.
+  int32_t next = 0;
   if (printLogits) {
     // Every position's logits: the prompt one token at a time.
     for (int32_t id : ids) {
-      if (auto s = (*engine)->decode(id, logits.data()); !s)
+      if (auto s = (*engine)->decode(id, logits.data(), &next); !s)
         return fail(s.message());
       printRow(logits.data(), vocab);
     }
   } else if (auto s = (*engine)->prefill(ids.data(), int64_t(ids.size()),
-                                         logits.data());
+                                         topK ? logits.data() : nullptr,
+                                         &next);
              !s) {
     return fail(s.message());
   }
@@ -150,9 +154,8 @@ static int runArtifact(const std::vector<int64_t> &tokens) {
     printTopK(logits.data(), vocab);
   std::vector<int64_t> generated;
   for (unsigned i = 0; i < generate; ++i) {
-    int32_t next = int32_t(argmax(logits.data(), vocab));
     generated.push_back(next);
-    if (auto s = (*engine)->decode(next, logits.data()); !s)
+    if (auto s = (*engine)->decode(next, nullptr, &next); !s)
       return fail(s.message());
   }
   auto done = Clock::now();

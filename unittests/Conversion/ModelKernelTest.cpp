@@ -184,6 +184,7 @@ protected:
     split.maxContext = 300;
     split.attnSplits = 3;
     split.scale = 0.25f;
+    split.vocab = 10000; // three blocks of the argmax kernel
     ASSERT_EQ(split.check(), "");
 
     std::vector<gpu::LoopNestKernel> nests;
@@ -455,6 +456,30 @@ TEST_P(ModelKernelTest, SplitAttentionForDecodeSteps) {
   run(splitNames[gpu::ModelOp::ValuesSplit], pv);
   run(splitNames[gpu::ModelOp::AttnOut], po);
   expectAttention(split, q, kc, vc, out, m, pos0);
+}
+
+// Greedy sampling on the device: the first largest logit, over several
+// blocks, negative logits, and a tie.
+TEST_P(ModelKernelTest, ArgmaxPicksTheFirstLargestLogit) {
+  const int64_t V = split.vocab;
+  for (int trial = 0; trial < 3; ++trial) {
+    std::vector<float> logits(V);
+    for (auto &x : logits)
+      x = -5 + uni(rng);
+    int64_t want = int64_t(rng() % V);
+    logits[want] = trial == 0 ? 7.0f : -0.5f;
+    if (trial == 2) { // a tie: the earlier index wins
+      const int64_t later = std::min<int64_t>(V - 1, want + 4097);
+      logits[later] = logits[want];
+      if (later == want)
+        continue;
+    }
+    std::vector<uint64_t> best = {0};
+    Params p;
+    p.mem(logits).mem(best).i32(1);
+    run(splitNames[gpu::ModelOp::Argmax], p);
+    EXPECT_EQ(int64_t(0xffffffffu - uint32_t(best[0])), want) << trial;
+  }
 }
 
 TEST_P(ModelKernelTest, SwiGlu) {

@@ -483,6 +483,62 @@ func.func @{{NAME}}(%sc: memref<?xf32>, %ssum: memref<?xf32>,
 }
 )";
 
+// Greedy sampling on the device: block bx, thread tx scans kArgmaxPerThread
+// logits and folds its best into best[0] as one u64, the logit's
+// order-preserving bits above the complement of its index, so that the
+// largest logit wins and, among equal ones, the first (zero best[0] first).
+constexpr const char *kArgmax = R"(
+func.func @{{NAME}}(%logits: memref<?xf32>, %best: memref<?xi64>, %m: i32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cT = arith.constant {{BLOCK}} : index
+  %cGX = arith.constant {{GX}} : index
+  scf.parallel (%bx, %by) = (%c0, %c0) to (%cGX, %c1) step (%c1, %c1) {
+    scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
+      %cV = arith.constant {{VOCAB}} : index
+      %cP = arith.constant {{PER}} : index
+      %ninf = arith.constant 0xFF800000 : f32
+      %none = arith.constant 0 : i64
+      %ones = arith.constant -1 : i32
+      %sign = arith.constant -2147483648 : i32
+      %izero = arith.constant 0 : i32
+      %low = arith.constant 4294967295 : i64
+      %c32 = arith.constant 32 : i64
+      %b0 = arith.muli %bx, %cT : index
+      %b = arith.addi %b0, %tx : index
+      %first = arith.muli %b, %cP : index
+      %end0 = arith.addi %first, %cP : index
+      %end = arith.minui %end0, %cV : index
+      %some = arith.cmpi ult, %first, %end : index
+      scf.if %some {
+        %r:2 = scf.for %i = %first to %end step %c1 iter_args(%bv = %ninf, %bi = %first) -> (f32, index) {
+          %v = memref.load %logits[%i] : memref<?xf32>
+          %gt = arith.cmpf ogt, %v, %bv : f32
+          %nv = arith.select %gt, %v, %bv : f32
+          %ni = arith.select %gt, %i, %bi : index
+          scf.yield %nv, %ni : f32, index
+        }
+        %bits = arith.bitcast %r#0 : f32 to i32
+        %neg = arith.cmpi slt, %bits, %izero : i32
+        %flip = arith.xori %bits, %ones : i32
+        %set = arith.ori %bits, %sign : i32
+        %enc = arith.select %neg, %flip, %set : i32
+        %enc64 = arith.extui %enc : i32 to i64
+        %hi = arith.shli %enc64, %c32 : i64
+        %idx = arith.index_cast %r#1 : index to i64
+        %inv = arith.subi %low, %idx : i64
+        %key = arith.ori %hi, %inv : i64
+        %old = memref.atomic_rmw maxu %key, %best[%c0] : (i64, memref<?xi64>) -> i64
+      }
+    } {{MAP_THREADS}}
+  } {{MAP_BLOCKS}}
+  return
+}
+)";
+
+/// Logits each thread of the argmax kernel scans.
+constexpr int64_t kArgmaxPerThread = 32;
+
 /// The per-row pieces of kValues for tiles of \p rows rows.
 std::map<std::string, std::string> valueRowPieces(int rows) {
   std::string setup, terms, stores, iters, types, yields;
@@ -686,6 +742,8 @@ const char *modelOpName(ModelOp op) {
     return "values_split";
   case ModelOp::AttnOut:
     return "attn_out";
+  case ModelOp::Argmax:
+    return "argmax";
   }
   return "?";
 }
@@ -781,6 +839,20 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
                      rowGrid(dims.intermediate), 1, true, kRowBlock,
                      rowKernel(kSwiGlu, name(ModelOp::SwiGlu),
                                dims.intermediate, {})});
+  {
+    const int64_t gx = (dims.vocab + kRowBlock * kArgmaxPerThread - 1) /
+                       (kRowBlock * kArgmaxPerThread);
+    std::map<std::string, std::string> v = {
+        {"NAME", name(ModelOp::Argmax)},
+        {"BLOCK", std::to_string(kRowBlock)},
+        {"GX", std::to_string(gx)},
+        {"VOCAB", std::to_string(dims.vocab)},
+        {"PER", std::to_string(kArgmaxPerThread)},
+        {"MAP_THREADS", kMapThreadsAttr},
+        {"MAP_BLOCKS", kMapBlocksAttr}};
+    kernels.push_back({ModelOp::Argmax, name(ModelOp::Argmax), gx, 1, false,
+                       kRowBlock, substitute(kArgmax, v)});
+  }
   if (dims.attnSplits > 1) {
     // Split attention values for decode steps: lanes of 8 dimensions, as
     // many subs as fill 128 threads.

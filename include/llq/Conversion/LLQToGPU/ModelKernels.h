@@ -74,13 +74,16 @@ enum class ModelOp {
   ValuesSplit, ///< (scores f32, ssum f32, vcache f16, acc f32, pos, m):
                ///< acc += the rows' attention outputs (zero acc first)
   AttnOut,     ///< (acc f32, out f16, m): out = acc in f16
+  Argmax,      ///< (logits f32 [vocab], best u64, m): greedy sampling on
+               ///< the device, best = max over i of (ordered(logit_i) << 32
+               ///< | ~i) (zero best first)
 };
 // pos: memref<?xi32> holding the first row's position. It lives in device
 // memory rather than in the launch parameters so that one captured launch
 // sequence (a CUDA graph) serves every decode step.
 
 /// "embed", "add_sumsq", "rmsnorm", "rope", "scores", "softmax", "values",
-/// "swiglu", "values_split", "attn_out".
+/// "swiglu", "values_split", "attn_out", "argmax".
 const char *modelOpName(ModelOp op);
 
 /// One generated model kernel: its launch and its loop nest.

@@ -78,6 +78,13 @@ int llq_model_prefill(llq_model *model, const int32_t *ids, size_t n,
                       float *logits);
 /* Appends one token; its logits as for prefill. */
 int llq_model_decode_step(llq_model *model, int32_t id, float *logits);
+/* As prefill and decode_step, also writing the greedy next token (the first
+ * largest logit) to `next`; it is chosen on the device, so with `logits`
+ * NULL only the token crosses to the host. */
+int llq_model_prefill_greedy(llq_model *model, const int32_t *ids, size_t n,
+                             float *logits, int32_t *next);
+int llq_model_decode_greedy(llq_model *model, int32_t id, float *logits,
+                            int32_t *next);
 /* Empties the context. */
 void llq_model_reset(llq_model *model);
 size_t llq_model_vocab(const llq_model *model);

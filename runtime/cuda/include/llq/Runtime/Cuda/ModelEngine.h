@@ -129,10 +129,16 @@ public:
   ModelEngine &operator=(const ModelEngine &) = delete;
 
   /// Appends \p n tokens to the context; writes the last one's logits
-  /// (vocab floats) to \p logits when not null.
-  Status prefill(const int32_t *ids, int64_t n, float *logits);
+  /// (vocab floats) to \p logits and the greedy next token (the first
+  /// largest logit) to \p next, each when not null. The greedy token is
+  /// chosen on the device where the artifact has the argmax kernel, so
+  /// that only it crosses to the host.
+  Status prefill(const int32_t *ids, int64_t n, float *logits,
+                 int32_t *next = nullptr);
   /// Appends one token.
-  Status decode(int32_t id, float *logits) { return prefill(&id, 1, logits); }
+  Status decode(int32_t id, float *logits, int32_t *next = nullptr) {
+    return prefill(&id, 1, logits, next);
+  }
   /// Empties the context (the KV cache is overwritten from position 0).
   void reset() { position_ = 0; }
   /// Whether decode steps replay one recorded launch sequence (a CUDA
@@ -170,7 +176,7 @@ private:
                                         memrefs,
              int64_t m);
   Status forward(const int32_t *ids, int64_t m, bool lastChunk,
-                 float *logits);
+                 float *logits, int32_t *next);
   const ManifestKernel &kernel(const std::string &name) const;
   Expected<const LayerEntry *> layer(const std::string &name) const;
   uint64_t tensor(const std::string &name) const {
@@ -197,6 +203,8 @@ private:
   Buffer qx_, qy_, qbuf_;
   // The first row's position (the attention kernels read it on the device).
   Buffer pos_;
+  // The argmax kernel's u64 result.
+  Buffer best_;
   bool recordDecode_ = false, recorded_ = false;
   std::vector<Buffer> kCache_, vCache_;
   int64_t position_ = 0;
