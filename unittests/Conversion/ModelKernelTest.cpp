@@ -131,6 +131,24 @@ void runOnHost(const gpu::LoopNestKernel &nest, Params &p) {
   reinterpret_cast<void (*)(void **)>(*fn)(p.data());
 }
 
+/// Runs the activation-quantization nests of \p a on m rows of xh, as the
+/// runtime launches them: segment maxima (per-token steps), then the bytes
+/// (xq, m x k, filled with a marker first) and each row's step (xs).
+void quantizeRows(const gpu::ActQuantSpec &a, Half &xh, int m,
+                  std::vector<uint32_t> &xq, std::vector<float> &xs) {
+  std::vector<float> part(m * a.segments(), -1.0f);
+  xq.assign(m * a.k / 4, 0xdeadbeef);
+  xs.assign(m, -1.0f);
+  if (!a.amaxName().empty()) {
+    Params p;
+    p.mem(xh).mem(part).i32(m);
+    runOnHost({a.amaxName(), gpu::buildActAmaxSource(a)}, p);
+  }
+  Params p;
+  p.mem(xh).mem(part).mem(xq).mem(xs).i32(m);
+  runOnHost({a.quantName(), gpu::buildActQuantSource(a)}, p);
+}
+
 /// y (m rows of n) must be x (m x k) times dense^T (n x k), in float64,
 /// within 1e-5 of the products' magnitude.
 void expectProduct(const std::vector<float> &x, const std::vector<float> &dense,
@@ -682,16 +700,9 @@ TEST_P(ActQuantDecodeTest, MatchesFakeQuantizedReference) {
   std::vector<float> y(c.mTile * c.n, 0.0f);
 
   gpu::ActQuantSpec a = gpu::actQuantSpecOf(spec);
-  std::vector<float> part(c.m * a.segments(), -1.0f), xs(c.m, -1.0f);
-  std::vector<uint32_t> xqBytes(c.m * c.k / 4, 0xdeadbeef);
-  if (!a.amaxName().empty()) {
-    Params q;
-    q.mem(xh).mem(part).i32(c.m);
-    runOnHost({a.amaxName(), gpu::buildActAmaxSource(a)}, q);
-  }
-  Params q;
-  q.mem(xh).mem(part).mem(xqBytes).mem(xs).i32(c.m);
-  runOnHost({a.quantName(), gpu::buildActQuantSource(a)}, q);
+  std::vector<float> xs;
+  std::vector<uint32_t> xqBytes;
+  quantizeRows(a, xh, c.m, xqBytes, xs);
 
   Params p;
   p.mem(xqBytes).mem(w).mem(gc.scales).mem(gc.biases).mem(y).mem(xs).i32(c.m);
@@ -799,17 +810,9 @@ TEST_P(ActQuantPrefillTest, BytesStepsAndIntegerProducts) {
   if (c.m > 2) // one large value: a row dominated by an outlier
     x[2 * c.k + 5] = 60.0f;
   Half xh = toHalf(x);
-  const int64_t S = a.segments();
-  std::vector<float> part(c.m * S, -1.0f), xs(c.m, -1.0f);
-  std::vector<uint32_t> xq(c.m * c.k / 4, 0xdeadbeef);
-  if (!a.amaxName().empty()) {
-    Params p;
-    p.mem(xh).mem(part).i32(c.m);
-    runOnHost({a.amaxName(), gpu::buildActAmaxSource(a)}, p);
-  }
-  Params p;
-  p.mem(xh).mem(part).mem(xq).mem(xs).i32(c.m);
-  runOnHost({a.quantName(), gpu::buildActQuantSource(a)}, p);
+  std::vector<float> xs;
+  std::vector<uint32_t> xq;
+  quantizeRows(a, xh, c.m, xq, xs);
 
   // The definition, in k order.
   const float qmax = float((1 << (c.actBits - 1)) - 1);
