@@ -306,14 +306,18 @@ func.func @{{NAME}}(%q: memref<?xf32>, %k: memref<?xf32>, %v: memref<?xf32>,
 // is below every encoded float, so a zeroed buffer starts at -inf), the sum
 // as an f32 atomic add.
 
-// Block (head x split, row); thread tx of split s scores keys
-// s * block + tx, then every splits * block keys on, up to pos0 + row, and
-// folds its largest score into smax. The query and key rows are read 8
-// halves (16 bytes) at a time, into 8 partial sums.
-/// Query rows per block of the values kernel (each value row loaded once
-/// for all of them).
+/// Query rows per block of the scores and values kernels (each key or value
+/// row loaded once for all of them).
+constexpr int kScoreRows = 4;
 constexpr int kValueRows = 4;
 
+// Block (head x split, row), for the rows row .. row + kScoreRows - 1
+// (blocks whose row is not a multiple of kScoreRows do nothing); thread tx
+// of split s scores keys s * block + tx, then every splits * block keys on,
+// against each of the tile's query rows up to its own end (each key row is
+// loaded once for all of them), and folds each row's largest score into
+// smax. Query and key rows are read 8 halves (16 bytes) at a time, into 8
+// partial sums.
 constexpr const char *kScores = R"(
 func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
                     %sc: memref<?xf32>, %smax: memref<?xi32>,
@@ -325,70 +329,141 @@ func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
   %mi = arith.index_cast %m : i32 to index
   scf.parallel (%hs, %row) = (%c0, %c0) to (%cHS, %mi) step (%c1, %c1) {
     scf.parallel (%tx) = (%c0) to (%cT) step (%c1) {
-      %cH = arith.constant {{HEADS}} : index
-      %cS = arith.constant {{SPLITS}} : index
-      %hd = arith.divui %hs, %cS : index
-      %sp = arith.remui %hs, %cS : index
-      %spT = arith.muli %sp, %cT : index
-      %t0 = arith.addi %spT, %tx : index
-      %tstep = arith.muli %cS, %cT : index
-      %cHd = arith.constant {{HD8}} : index
-      %cGroup = arith.constant {{GROUP}} : index
-      %cQRow = arith.constant {{QROW8}} : index
-      %cKRow = arith.constant {{KROW8}} : index
-      %cCtx = arith.constant {{CTX}} : index
-      %scale = arith.constant {{SCALE}} : f32
-      %zero8 = arith.constant dense<0.0> : vector<8xf32>
-      %ninf = arith.constant 0xFF800000 : f32
-      %ones = arith.constant -1 : i32
-      %sign = arith.constant -2147483648 : i32
-      %izero = arith.constant 0 : i32
-      %pos0 = memref.load %posv[%c0] : memref<?xi32>
-      %p0 = arith.index_cast %pos0 : i32 to index
-      %pos = arith.addi %p0, %row : index
-      %len = arith.addi %pos, %c1 : index
-      %g = arith.divui %hd, %cGroup : index
-      %kh = arith.muli %g, %cHd : index
-      %qb0 = arith.muli %row, %cQRow : index
-      %qh = arith.muli %hd, %cHd : index
-      %qb = arith.addi %qb0, %qh : index
-      %srow0 = arith.muli %row, %cH : index
-      %srow = arith.addi %srow0, %hd : index
-      %sb = arith.muli %srow, %cCtx : index
-      %mx = scf.for %t = %t0 to %len step %tstep iter_args(%best = %ninf) -> f32 {
-        %kb0 = arith.muli %t, %cKRow : index
-        %kb = arith.addi %kb0, %kh : index
-        %dotv = scf.for %d = %c0 to %cHd step %c1 iter_args(%a = %zero8) -> vector<8xf32> {
-          %qi = arith.addi %qb, %d : index
-          %ki = arith.addi %kb, %d : index
-          %qv = memref.load %q[%qi] : memref<?xvector<8xf16>>
-          %kv = memref.load %kc[%ki] : memref<?xvector<8xf16>>
-          %qf = arith.extf %qv : vector<8xf16> to vector<8xf32>
-          %kf = arith.extf %kv : vector<8xf16> to vector<8xf32>
-          %n = math.fma %qf, %kf, %a : vector<8xf32>
-          scf.yield %n : vector<8xf32>
+      %cR = arith.constant {{ROWS}} : index
+      %rows = arith.index_cast %m : i32 to index
+      %lane = arith.remui %row, %cR : index
+      %lead = arith.cmpi eq, %lane, %c0 : index
+      scf.if %lead {
+        %cH = arith.constant {{HEADS}} : index
+        %cS = arith.constant {{SPLITS}} : index
+        %hd = arith.divui %hs, %cS : index
+        %sp = arith.remui %hs, %cS : index
+        %spT = arith.muli %sp, %cT : index
+        %t0 = arith.addi %spT, %tx : index
+        %tstep = arith.muli %cS, %cT : index
+        %cHd = arith.constant {{HD8}} : index
+        %cGroup = arith.constant {{GROUP}} : index
+        %cQRow = arith.constant {{QROW8}} : index
+        %cKRow = arith.constant {{KROW8}} : index
+        %cCtx = arith.constant {{CTX}} : index
+        %scale = arith.constant {{SCALE}} : f32
+        %zero8 = arith.constant dense<0.0> : vector<8xf32>
+        %ninf = arith.constant 0xFF800000 : f32
+        %ones = arith.constant -1 : i32
+        %sign = arith.constant -2147483648 : i32
+        %izero = arith.constant 0 : i32
+        %pos0 = memref.load %posv[%c0] : memref<?xi32>
+        %p0 = arith.index_cast %pos0 : i32 to index
+        %g = arith.divui %hd, %cGroup : index
+        %kh = arith.muli %g, %cHd : index
+        %qh = arith.muli %hd, %cHd : index
+{{ROW_SETUP}}        %mx:{{ROWS}} = scf.for %t = %t0 to %lenMax step %tstep iter_args({{BEST_ITERS}}) -> ({{F32S}}) {
+          %kb0 = arith.muli %t, %cKRow : index
+          %kb = arith.addi %kb0, %kh : index
+          %dotv:{{ROWS}} = scf.for %d = %c0 to %cHd step %c1 iter_args({{DOT_ITERS}}) -> ({{VECS}}) {
+            %ki = arith.addi %kb, %d : index
+            %kv = memref.load %kc[%ki] : memref<?xvector<8xf16>>
+            %kf = arith.extf %kv : vector<8xf16> to vector<8xf32>
+{{DOT_TERMS}}            scf.yield {{DOT_YIELDS}} : {{VECS}}
+          }
+{{SCORE_TERMS}}          scf.yield {{BEST_YIELDS}} : {{F32S}}
         }
-        %dot = vector.reduction <add>, %dotv : vector<8xf32> into f32
-        %s = arith.mulf %dot, %scale : f32
-        %si = arith.addi %sb, %t : index
-        memref.store %s, %sc[%si] : memref<?xf32>
-        %nb = arith.maximumf %best, %s : f32
-        scf.yield %nb : f32
-      }
-      %bits = arith.bitcast %mx : f32 to i32
-      %neg = arith.cmpi slt, %bits, %izero : i32
-      %flip = arith.xori %bits, %ones : i32
-      %set = arith.ori %bits, %sign : i32
-      %enc = arith.select %neg, %flip, %set : i32
-      %some = arith.cmpi ult, %t0, %len : index
-      scf.if %some {
-        %old = memref.atomic_rmw maxu %enc, %smax[%srow] : (i32, memref<?xi32>) -> i32
-      }
+{{MAX_STORES}}      }
     } {{MAP_THREADS}}
   } {{MAP_BLOCKS}}
   return
 }
 )";
+
+/// The per-row pieces of kScores for tiles of \p rows rows.
+std::map<std::string, std::string> scoreRowPieces(int rows) {
+  std::string setup, dotTerms, scoreTerms, stores, bestIters, dotIters, f32s,
+      vecs, dotYields, bestYields;
+  for (int i = 0; i < rows; ++i) {
+    const std::string I = std::to_string(i);
+    const std::string sep = i ? ", " : "";
+    setup += "        %ci" + I + " = arith.constant " + I + " : index\n"
+             "        %ru" + I + " = arith.addi %row, %ci" + I + " : index\n"
+             "        %live" + I + " = arith.cmpi ult, %ru" + I +
+             ", %rows : index\n"
+             "        %r" + I + " = arith.select %live" + I + ", %ru" + I +
+             ", %row : index\n"
+             "        %pr" + I + " = arith.addi %p0, %r" + I + " : index\n"
+             "        %len" + I + " = arith.addi %pr" + I + ", %c1 : index\n"
+             "        %qb0" + I + " = arith.muli %r" + I + ", %cQRow : index\n"
+             "        %qb" + I + " = arith.addi %qb0" + I + ", %qh : index\n"
+             "        %sr0" + I + " = arith.muli %r" + I + ", %cH : index\n"
+             "        %sr" + I + " = arith.addi %sr0" + I + ", %hd : index\n"
+             "        %sb" + I + " = arith.muli %sr" + I + ", %cCtx : index\n";
+    setup += i == 0 ? "        %lm0 = arith.addi %len0, %c0 : index\n"
+                    : "        %lm" + I + " = arith.maxui %lm" +
+                          std::to_string(i - 1) + ", %len" + I + " : index\n";
+    // Rows past m (a short last tile, a decode step) do no work.
+    dotTerms += "            %n" + I + " = scf.if %live" + I +
+                " -> (vector<8xf32>) {\n"
+                "              %qi" + I + " = arith.addi %qb" + I +
+                ", %d : index\n"
+                "              %qv" + I + " = memref.load %q[%qi" + I +
+                "] : memref<?xvector<8xf16>>\n"
+                "              %qf" + I + " = arith.extf %qv" + I +
+                " : vector<8xf16> to vector<8xf32>\n"
+                "              %f" + I + " = math.fma %qf" + I + ", %kf, %a" +
+                I + " : vector<8xf32>\n"
+                "              scf.yield %f" + I + " : vector<8xf32>\n"
+                "            } else {\n"
+                "              scf.yield %a" + I + " : vector<8xf32>\n"
+                "            }\n";
+    scoreTerms += "          %dot" + I + " = vector.reduction <add>, %dotv#" +
+                  I + " : vector<8xf32> into f32\n"
+                  "          %s" + I + " = arith.mulf %dot" + I +
+                  ", %scale : f32\n"
+                  "          %key" + I + " = arith.cmpi ult, %t, %len" + I +
+                  " : index\n"
+                  "          %in" + I + " = arith.andi %key" + I + ", %live" +
+                  I + " : i1\n"
+                  "          scf.if %in" + I + " {\n"
+                  "            %si" + I + " = arith.addi %sb" + I +
+                  ", %t : index\n"
+                  "            memref.store %s" + I + ", %sc[%si" + I +
+                  "] : memref<?xf32>\n"
+                  "          }\n"
+                  "          %sm" + I + " = arith.select %in" + I + ", %s" + I +
+                  ", %ninf : f32\n"
+                  "          %nb" + I + " = arith.maximumf %b" + I + ", %sm" +
+                  I + " : f32\n";
+    stores += "        %some0" + I + " = arith.cmpi ult, %t0, %len" + I +
+              " : index\n"
+              "        %some" + I + " = arith.andi %some0" + I + ", %live" +
+              I + " : i1\n"
+              "        scf.if %some" + I + " {\n"
+              "          %bits" + I + " = arith.bitcast %mx#" + I +
+              " : f32 to i32\n"
+              "          %neg" + I + " = arith.cmpi slt, %bits" + I +
+              ", %izero : i32\n"
+              "          %flip" + I + " = arith.xori %bits" + I +
+              ", %ones : i32\n"
+              "          %set" + I + " = arith.ori %bits" + I +
+              ", %sign : i32\n"
+              "          %enc" + I + " = arith.select %neg" + I + ", %flip" +
+              I + ", %set" + I + " : i32\n"
+              "          %old" + I + " = memref.atomic_rmw maxu %enc" + I +
+              ", %smax[%sr" + I + "] : (i32, memref<?xi32>) -> i32\n"
+              "        }\n";
+    bestIters += sep + "%b" + I + " = %ninf";
+    dotIters += sep + "%a" + I + " = %zero8";
+    f32s += sep + "f32";
+    vecs += sep + "vector<8xf32>";
+    dotYields += sep + "%n" + I;
+    bestYields += sep + "%nb" + I;
+  }
+  setup += "        %lenMax = arith.addi %lm" + std::to_string(rows - 1) +
+           ", %c0 : index\n";
+  return {{"ROWS", std::to_string(rows)}, {"ROW_SETUP", setup},
+          {"DOT_TERMS", dotTerms}, {"SCORE_TERMS", scoreTerms},
+          {"MAX_STORES", stores}, {"BEST_ITERS", bestIters},
+          {"DOT_ITERS", dotIters}, {"F32S", f32s}, {"VECS", vecs},
+          {"DOT_YIELDS", dotYields}, {"BEST_YIELDS", bestYields}};
+}
 
 // Block (head, row); thread tx turns its scores into exp(s - max) and adds
 // them into ssum.
@@ -561,17 +636,24 @@ std::map<std::string, std::string> valueRowPieces(int rows) {
     else
       setup += "        %lm" + I + " = arith.maxui %lm" + std::to_string(i - 1) +
                ", %len" + I + " : index\n";
-    terms += "          %in" + I + " = arith.cmpi ult, %t, %len" + I +
+    // Rows past m (a short last tile, a decode step) do no work.
+    terms += "          %n" + I + " = scf.if %live" + I +
+             " -> (vector<8xf32>) {\n"
+             "            %in" + I + " = arith.cmpi ult, %t, %len" + I +
              " : index\n"
-             "          %si" + I + " = arith.addi %sb" + I + ", %t : index\n"
-             "          %pl" + I + " = memref.load %sc[%si" + I +
+             "            %si" + I + " = arith.addi %sb" + I + ", %t : index\n"
+             "            %pl" + I + " = memref.load %sc[%si" + I +
              "] : memref<?xf32>\n"
-             "          %pw" + I + " = arith.select %in" + I + ", %pl" + I +
+             "            %pw" + I + " = arith.select %in" + I + ", %pl" + I +
              ", %zero : f32\n"
-             "          %pv" + I + " = vector.broadcast %pw" + I +
+             "            %pv" + I + " = vector.broadcast %pw" + I +
              " : f32 to vector<8xf32>\n"
-             "          %n" + I + " = math.fma %pv" + I + ", %vf, %a" + I +
-             " : vector<8xf32>\n";
+             "            %f" + I + " = math.fma %pv" + I + ", %vf, %a" + I +
+             " : vector<8xf32>\n"
+             "            scf.yield %f" + I + " : vector<8xf32>\n"
+             "          } else {\n"
+             "            scf.yield %a" + I + " : vector<8xf32>\n"
+             "          }\n";
     stores += "        scf.if %live" + I + " {\n"
               "          %sum" + I + " = memref.load %ssum[%sr" + I +
               "] : memref<?xf32>\n"
@@ -825,8 +907,12 @@ std::vector<ModelKernel> buildModelKernels(const ModelDims &dims) {
                   {"EPS", floatText(dims.epsilon)}})});
   kernels.push_back(attnKernel(kRope, ModelOp::Rope,
                                dims.heads + dims.kvHeads, dims.headDim / 2));
-  kernels.push_back(attnKernel(kScores, ModelOp::Scores,
-                               dims.heads * dims.attnSplits, 128));
+  {
+    const std::string body =
+        substitute(kScores, scoreRowPieces(kScoreRows), /*keepUnknown=*/true);
+    kernels.push_back(attnKernel(body.c_str(), ModelOp::Scores,
+                                 dims.heads * dims.attnSplits, 128));
+  }
   kernels.push_back(attnKernel(kSoftmax, ModelOp::Softmax, dims.heads, 128));
   {
     // kValues' pieces go in first (they hold placeholders of their own).
