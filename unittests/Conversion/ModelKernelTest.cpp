@@ -704,19 +704,27 @@ TEST_P(ActQuantDecodeTest, MatchesFakeQuantizedReference) {
   std::vector<uint32_t> xqBytes;
   quantizeRows(a, xh, c.m, xqBytes, xs);
 
-  Params p;
-  p.mem(xqBytes).mem(w).mem(gc.scales).mem(gc.biases).mem(y).mem(xs).i32(c.m);
-  runOnHost({spec.kernelName(), gpu::buildDecodeActQuantSource(spec)}, p);
-
-  double maxRef = 0, maxErr = 0;
-  for (int64_t i = 0; i < c.m * c.n; ++i) {
-    maxRef = std::max(maxRef, std::abs(ref[i]));
-    maxErr = std::max(maxErr, std::abs(double(y[i]) - ref[i]));
+  // Both forms: the GPU's (scalar i32 products) and the host library's
+  // (16-lane vectors): the same exact integer sums.
+  for (bool hostMath : {false, true}) {
+    SCOPED_TRACE(hostMath ? "host form" : "GPU form");
+    std::fill(y.begin(), y.end(), 0.0f);
+    Params p;
+    p.mem(xqBytes).mem(w).mem(gc.scales).mem(gc.biases).mem(y).mem(xs).i32(
+        c.m);
+    runOnHost({spec.kernelName(),
+               gpu::buildDecodeActQuantSource(spec, hostMath)},
+              p);
+    double maxRef = 0, maxErr = 0;
+    for (int64_t i = 0; i < c.m * c.n; ++i) {
+      maxRef = std::max(maxRef, std::abs(ref[i]));
+      maxErr = std::max(maxErr, std::abs(double(y[i]) - ref[i]));
+    }
+    EXPECT_LE(maxErr, 1e-5 * maxRef) << "max |ref| " << maxRef;
+    if (c.m > 1)
+      for (int64_t i = 0; i < c.n; ++i)
+        ASSERT_EQ(y[c.n + i], 0.0f);
   }
-  EXPECT_LE(maxErr, 1e-5 * maxRef) << "max |ref| " << maxRef;
-  if (c.m > 1)
-    for (int64_t i = 0; i < c.n; ++i)
-      ASSERT_EQ(y[c.n + i], 0.0f);
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -39,7 +39,7 @@
 
 namespace llq::gpu {
 
-std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
+std::string buildDecodeActQuantSource(const QGemmSpec &spec, bool hostMath) {
   const int bits = spec.bits, T = spec.mTile;
   const int64_t C = quant::kChunkCodes(bits), perWord = 32 / bits;
   const int64_t chunks = spec.k / C;
@@ -112,6 +112,77 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   line("  %zb = arith.extf %zb16 : f16 to f32");
   line("  %zf = arith.subf %zb, %f1024 : f32");
   line("  %z = arith.fptosi %zf : f32 to i32");
+  if (hostMath) {
+    // Whole vectors: the weight words spread into bytes (spread t of word w
+    // lines up with activation word w * spreads + t), widened to i32 lanes
+    // minus the zero point, times the activation bytes widened likewise;
+    // one reduction per row and chunk.
+    const int64_t spreads = 8 / bits;
+    uint32_t byteMask = 0;
+    for (int p = 0; p < 4; ++p)
+      byteMask |= ((1u << bits) - 1) << (8 * p);
+    line("  %bm = arith.constant dense<" + intText(int64_t(int32_t(byteMask))) +
+         "> : vector<4xi32>");
+    line("  %zv = vector.broadcast %z : i32 to vector<16xi32>");
+    for (int64_t t = 0; t < spreads; ++t) {
+      const std::string T = intText(t);
+      line("  %ssh" + T + " = arith.constant dense<" + intText(t * bits) +
+           "> : vector<4xi32>");
+      line("  %ssr" + T + " = arith.shrui %wv, %ssh" + T + " : vector<4xi32>");
+      line("  %sp" + T + " = arith.andi %ssr" + T + ", %bm : vector<4xi32>");
+    }
+    line("  %vz = arith.constant dense<0> : vector<4xi32>");
+    for (int64_t u = 0; u < xPerChunk; ++u) {
+      const std::string U = intText(u);
+      std::string vec = "%vz";
+      for (int e = 0; e < 4; ++e) {
+        const int64_t q = u * 4 + e, w = q / spreads, t = q % spreads;
+        const std::string E = U + "_" + intText(e);
+        line("  %we" + E + " = vector.extract %sp" + intText(t) + "[" +
+             intText(w) + "] : i32 from vector<4xi32>");
+        line("  %wi" + E + " = vector.insert %we" + E + ", " + vec + " [" +
+             intText(e) + "] : i32 into vector<4xi32>");
+        vec = "%wi" + E;
+      }
+      line("  %wb" + U + " = vector.bitcast " + vec +
+           " : vector<4xi32> to vector<16xi8>");
+      line("  %wx" + U + " = arith.extui %wb" + U +
+           " : vector<16xi8> to vector<16xi32>");
+      line("  %wq" + U + " = arith.subi %wx" + U + ", %zv : vector<16xi32>");
+    }
+    line("  %xc = arith.muli %c, %cXC : index");
+    for (int r = 0; r < T; ++r) {
+      const std::string R = intText(r);
+      line("  %xr" + R + " = arith.addi %xb" + R + ", %xc : index");
+      std::string sum;
+      for (int64_t u = 0; u < xPerChunk; ++u) {
+        const std::string U = R + "_" + intText(u);
+        line("  %xo" + U + " = arith.constant " + intText(u) + " : index");
+        line("  %xt" + U + " = arith.addi %xr" + R + ", %xo" + U + " : index");
+        line("  %xv" + U + " = memref.load %xq[%xt" + U +
+             "] : memref<?xvector<4xi32>>");
+        line("  %xb8" + U + " = vector.bitcast %xv" + U +
+             " : vector<4xi32> to vector<16xi8>");
+        line("  %xs32" + U + " = arith.extsi %xb8" + U +
+             " : vector<16xi8> to vector<16xi32>");
+        line("  %pr" + U + " = arith.muli %xs32" + U + ", %wq" + intText(u) +
+             " : vector<16xi32>");
+        if (sum.empty()) {
+          sum = "%pr" + U;
+        } else {
+          line("  %ps" + U + " = arith.addi " + sum + ", %pr" + U +
+               " : vector<16xi32>");
+          sum = "%ps" + U;
+        }
+      }
+      line("  %dot" + R + " = vector.reduction <add>, " + sum +
+           " : vector<16xi32> into i32");
+      line("  %df" + R + " = arith.sitofp %dot" + R + " : i32 to f32");
+      line("  %n" + R + " = math.fma %df" + R + ", %sw, %a" + R + " : f32");
+    }
+    line("  scf.yield " + yields + " : " + types);
+    line("}");
+  } else {
   for (int word = 0; word < 4; ++word)
     line("  %word" + intText(word) + " = vector.extract %wv[" + intText(word) +
          "] : i32 from vector<4xi32>");
@@ -167,6 +238,7 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec) {
   }
   line("  scf.yield " + yields + " : " + types);
   line("}");
+  }
   for (int i = 0; i < T; ++i) {
     const std::string s = intText(i);
     line("%live" + s + " = arith.cmpi ult, %ci" + s + ", %mi : index");

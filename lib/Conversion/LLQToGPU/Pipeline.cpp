@@ -350,9 +350,10 @@ OwningOpRef<ModuleOp> buildHostKernelModule(MLIRContext &ctx,
       return nullptr;
     }
     if (spec.actBits) {
-      if (!parseLoopNest(
-              ctx, {spec.kernelName(), buildDecodeActQuantSource(spec)},
-              *module))
+      if (!parseLoopNest(ctx,
+                         {spec.kernelName(),
+                          buildDecodeActQuantSource(spec, /*hostMath=*/true)},
+                         *module))
         return nullptr;
       continue;
     }

@@ -114,7 +114,10 @@ mlir::Operation *buildDecodeLoopNest(mlir::OpBuilder &b, mlir::ModuleOp module,
 /// ActQuantSpec). Its arguments are the integer prefill kernel's:
 ///   (xq: memref<?xvector<4xi32>>, w, scales, biases, y,
 ///    xs: memref<?xf32>, m: i32)
-std::string buildDecodeActQuantSource(const QGemmSpec &spec);
+/// With \p hostMath (the host library's form) the products run on whole
+/// vectors of 16 i32 lanes (the same exact integer sums).
+std::string buildDecodeActQuantSource(const QGemmSpec &spec,
+                                      bool hostMath = false);
 
 /// The activation quantization ahead of an integer GEMM, decode or prefill
 /// (actBits > 0): x (f16, M x K) becomes xq, actBits-bit integers in bytes, in the
