@@ -51,6 +51,14 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec, bool hostMath) {
 
   std::string t;
   auto line = [&](const std::string &l) { t += "      " + l + "\n"; };
+  // %xv<R>_<u>: vector u (16 bytes) of row R's activations in this chunk.
+  auto loadActivations = [&](const std::string &R, int64_t u) {
+    const std::string U = R + "_" + intText(u);
+    line("  %xo" + U + " = arith.constant " + intText(u) + " : index");
+    line("  %xt" + U + " = arith.addi %xr" + R + ", %xo" + U + " : index");
+    line("  %xv" + U + " = memref.load %xq[%xt" + U +
+         "] : memref<?xvector<4xi32>>");
+  };
   t += "func.func @" + spec.kernelName() +
        "(%xq: memref<?xvector<4xi32>>, %w: memref<?xvector<4xi32>>, "
        "%scales: memref<?xf16>, %biases: memref<?xf16>, %y: memref<?xf32>, "
@@ -157,10 +165,7 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec, bool hostMath) {
       std::string sum;
       for (int64_t u = 0; u < xPerChunk; ++u) {
         const std::string U = R + "_" + intText(u);
-        line("  %xo" + U + " = arith.constant " + intText(u) + " : index");
-        line("  %xt" + U + " = arith.addi %xr" + R + ", %xo" + U + " : index");
-        line("  %xv" + U + " = memref.load %xq[%xt" + U +
-             "] : memref<?xvector<4xi32>>");
+        loadActivations(R, u);
         line("  %xb8" + U + " = vector.bitcast %xv" + U +
              " : vector<4xi32> to vector<16xi8>");
         line("  %xs32" + U + " = arith.extsi %xb8" + U +
@@ -209,10 +214,7 @@ std::string buildDecodeActQuantSource(const QGemmSpec &spec, bool hostMath) {
     line("  %xr" + R + " = arith.addi %xb" + R + ", %xc : index");
     for (int64_t u = 0; u < xPerChunk; ++u) {
       const std::string U = R + "_" + intText(u);
-      line("  %xo" + U + " = arith.constant " + intText(u) + " : index");
-      line("  %xt" + U + " = arith.addi %xr" + R + ", %xo" + U + " : index");
-      line("  %xv" + U + " = memref.load %xq[%xt" + U +
-           "] : memref<?xvector<4xi32>>");
+      loadActivations(R, u);
       for (int e = 0; e < 4; ++e) {
         const std::string E = U + "_" + intText(e);
         line("  %xw" + E + " = vector.extract %xv" + U + "[" + intText(e) +

@@ -375,6 +375,35 @@ func.func @{{NAME}}(%q: memref<?xvector<8xf16>>, %kc: memref<?xvector<8xf16>>,
 }
 )";
 
+/// The setup of row i of a tiled attention kernel (the tile's rows are
+/// %row + i, clamped to %row past m): %live<i>, %r<i>, its keys %len<i>,
+/// its statistics' index %sr<i> and its scores' start %sb<i>, and %lm<i>,
+/// the most keys of rows 0 .. i.
+std::string tileRowSetup(int i) {
+  const std::string I = std::to_string(i);
+  std::string t =
+      "        %ci" + I + " = arith.constant " + I + " : index\n"
+      "        %ru" + I + " = arith.addi %row, %ci" + I + " : index\n"
+      "        %live" + I + " = arith.cmpi ult, %ru" + I + ", %rows : index\n"
+      "        %r" + I + " = arith.select %live" + I + ", %ru" + I +
+      ", %row : index\n"
+      "        %pr" + I + " = arith.addi %p0, %r" + I + " : index\n"
+      "        %len" + I + " = arith.addi %pr" + I + ", %c1 : index\n"
+      "        %sr0" + I + " = arith.muli %r" + I + ", %cH : index\n"
+      "        %sr" + I + " = arith.addi %sr0" + I + ", %hd : index\n"
+      "        %sb" + I + " = arith.muli %sr" + I + ", %cCtx : index\n";
+  t += i == 0 ? "        %lm0 = arith.addi %len0, %c0 : index\n"
+              : "        %lm" + I + " = arith.maxui %lm" +
+                    std::to_string(i - 1) + ", %len" + I + " : index\n";
+  return t;
+}
+
+/// %lenMax: the most keys of a tile of \p rows rows.
+std::string tileLenMax(int rows) {
+  return "        %lenMax = arith.addi %lm" + std::to_string(rows - 1) +
+         ", %c0 : index\n";
+}
+
 /// The per-row pieces of kScores for tiles of \p rows rows.
 std::map<std::string, std::string> scoreRowPieces(int rows) {
   std::string setup, dotTerms, scoreTerms, stores, bestIters, dotIters, f32s,
@@ -382,22 +411,9 @@ std::map<std::string, std::string> scoreRowPieces(int rows) {
   for (int i = 0; i < rows; ++i) {
     const std::string I = std::to_string(i);
     const std::string sep = i ? ", " : "";
-    setup += "        %ci" + I + " = arith.constant " + I + " : index\n"
-             "        %ru" + I + " = arith.addi %row, %ci" + I + " : index\n"
-             "        %live" + I + " = arith.cmpi ult, %ru" + I +
-             ", %rows : index\n"
-             "        %r" + I + " = arith.select %live" + I + ", %ru" + I +
-             ", %row : index\n"
-             "        %pr" + I + " = arith.addi %p0, %r" + I + " : index\n"
-             "        %len" + I + " = arith.addi %pr" + I + ", %c1 : index\n"
-             "        %qb0" + I + " = arith.muli %r" + I + ", %cQRow : index\n"
-             "        %qb" + I + " = arith.addi %qb0" + I + ", %qh : index\n"
-             "        %sr0" + I + " = arith.muli %r" + I + ", %cH : index\n"
-             "        %sr" + I + " = arith.addi %sr0" + I + ", %hd : index\n"
-             "        %sb" + I + " = arith.muli %sr" + I + ", %cCtx : index\n";
-    setup += i == 0 ? "        %lm0 = arith.addi %len0, %c0 : index\n"
-                    : "        %lm" + I + " = arith.maxui %lm" +
-                          std::to_string(i - 1) + ", %len" + I + " : index\n";
+    setup += tileRowSetup(i) + "        %qb0" + I + " = arith.muli %r" + I +
+             ", %cQRow : index\n"
+             "        %qb" + I + " = arith.addi %qb0" + I + ", %qh : index\n";
     // Rows past m (a short last tile, a decode step) do no work.
     dotTerms += "            %n" + I + " = scf.if %live" + I +
                 " -> (vector<8xf32>) {\n"
@@ -456,8 +472,7 @@ std::map<std::string, std::string> scoreRowPieces(int rows) {
     dotYields += sep + "%n" + I;
     bestYields += sep + "%nb" + I;
   }
-  setup += "        %lenMax = arith.addi %lm" + std::to_string(rows - 1) +
-           ", %c0 : index\n";
+  setup += tileLenMax(rows);
   return {{"ROWS", std::to_string(rows)}, {"ROW_SETUP", setup},
           {"DOT_TERMS", dotTerms}, {"SCORE_TERMS", scoreTerms},
           {"MAX_STORES", stores}, {"BEST_ITERS", bestIters},
@@ -620,22 +635,7 @@ std::map<std::string, std::string> valueRowPieces(int rows) {
   for (int i = 0; i < rows; ++i) {
     const std::string I = std::to_string(i);
     const std::string sep = i ? ", " : "";
-    setup += "        %ci" + I + " = arith.constant " + I + " : index\n"
-             "        %ru" + I + " = arith.addi %row, %ci" + I + " : index\n"
-             "        %live" + I + " = arith.cmpi ult, %ru" + I +
-             ", %rows : index\n"
-             "        %r" + I + " = arith.select %live" + I + ", %ru" + I +
-             ", %row : index\n"
-             "        %pr" + I + " = arith.addi %p0, %r" + I + " : index\n"
-             "        %len" + I + " = arith.addi %pr" + I + ", %c1 : index\n"
-             "        %sr0" + I + " = arith.muli %r" + I + ", %cH : index\n"
-             "        %sr" + I + " = arith.addi %sr0" + I + ", %hd : index\n"
-             "        %sb" + I + " = arith.muli %sr" + I + ", %cCtx : index\n";
-    if (i == 0)
-      setup += "        %lm0 = arith.addi %len0, %c0 : index\n";
-    else
-      setup += "        %lm" + I + " = arith.maxui %lm" + std::to_string(i - 1) +
-               ", %len" + I + " : index\n";
+    setup += tileRowSetup(i);
     // Rows past m (a short last tile, a decode step) do no work.
     terms += "          %n" + I + " = scf.if %live" + I +
              " -> (vector<8xf32>) {\n"
@@ -675,8 +675,7 @@ std::map<std::string, std::string> valueRowPieces(int rows) {
     types += sep + "vector<8xf32>";
     yields += sep + "%n" + I;
   }
-  setup += "        %lenMax = arith.addi %lm" + std::to_string(rows - 1) +
-           ", %c0 : index\n";
+  setup += tileLenMax(rows);
   return {{"ROWS", std::to_string(rows)}, {"ROW_SETUP", setup},
           {"ROW_TERMS", terms}, {"ROW_STORES", stores}, {"ITERS", iters},
           {"TYPES", types}, {"YIELDS", yields}};
