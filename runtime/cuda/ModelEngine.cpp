@@ -1126,9 +1126,10 @@ Status ModelEngine::forward(const int32_t *ids, int64_t m, bool lastChunk,
     return Status();
   }
   // Older artifacts: the logits cross, the host picks.
-  std::vector<float> all(size_t(model_.vocab));
+  std::vector<float> all;
   const float *l = logits;
   if (!l) {
+    all.resize(size_t(model_.vocab));
     if (Status s = backend_->download(all.data(), logits_.ptr, all.size() * 4);
         !s)
       return s;

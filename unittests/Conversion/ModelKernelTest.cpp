@@ -271,6 +271,14 @@ protected:
     bool rowsInY;
     int64_t block;
   };
+  /// \p n values uniform in [-2, 2], rounded to f16.
+  Half randomHalves(int64_t n) {
+    std::vector<float> v(n);
+    for (auto &x : v)
+      x = 2 * uni(rng);
+    return toHalf(v);
+  }
+
   /// Checks out (f16 [m][heads][hd]) against causal grouped-query
   /// attention of q over the cache rows 0 .. pos0 + r, in float64.
   void expectAttention(const gpu::ModelDims &d, const Half &q, const Half &kc,
@@ -426,11 +434,8 @@ TEST_P(ModelKernelTest, CausalGroupedQueryAttention) {
   const int64_t H = dims.heads, G = dims.kvHeads, hd = dims.headDim,
                 C = dims.maxContext;
   const int m = 6, pos0 = 4; // keys 0 .. 9; value tiles of 4 and 2 rows
-  std::vector<float> qf(m * H * hd), kf(C * G * hd), vf(C * G * hd);
-  for (auto *vec : {&qf, &kf, &vf})
-    for (auto &x : *vec)
-      x = 2 * uni(rng);
-  Half q = toHalf(qf), kc = toHalf(kf), vc = toHalf(vf);
+  Half q = randomHalves(m * H * hd), kc = randomHalves(C * G * hd),
+       vc = randomHalves(C * G * hd);
   std::vector<float> scores(m * H * C, 0.0f), ssum(m * H, 0.0f);
   std::vector<int32_t> smax(m * H, 0);
   Half out(m * H * hd, 0);
@@ -452,11 +457,8 @@ TEST_P(ModelKernelTest, SplitAttentionForDecodeSteps) {
   const int64_t H = split.heads, G = split.kvHeads, hd = split.headDim,
                 C = split.maxContext;
   const int m = 2, pos0 = 280; // keys 0 .. 281: all three splits have some
-  std::vector<float> qf(m * H * hd), kf(C * G * hd), vf(C * G * hd);
-  for (auto *vec : {&qf, &kf, &vf})
-    for (auto &x : *vec)
-      x = 2 * uni(rng);
-  Half q = toHalf(qf), kc = toHalf(kf), vc = toHalf(vf);
+  Half q = randomHalves(m * H * hd), kc = randomHalves(C * G * hd),
+       vc = randomHalves(C * G * hd);
   std::vector<float> scores(m * H * C, 0.0f), ssum(m * H, 0.0f);
   // attn_out reads acc as vector<8xf32>: 32-byte aligned, as device
   // memory is.
